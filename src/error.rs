@@ -1,0 +1,13 @@
+//! The one error type of the fiq library: each module has its own typed error, rolled up here.
+
+/// Everything that can go wrong in fiq. Each variant wraps the typed error of one module, which carries
+/// the path, key or dimension involved.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The on-disk format: a corrupt, truncated or foreign file.
+    #[error(transparent)]
+    Format(#[from] fiq_index_format::FormatError),
+}
+
+/// `Result` with fiq's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
