@@ -1,0 +1,537 @@
+//! A committed version of an index, opened for reading, and the writer that commits the next version.
+//!
+//! The commit protocol (SPEC.md, "Commit"): new files are written under names no manifest uses yet and
+//! made durable; then the manifest is replaced atomically. A crash at any point leaves the previous
+//! manifest in place, and the files it names untouched, so readers see the last committed index whole.
+
+use std::collections::{BTreeSet, HashSet};
+use std::io::Write;
+use std::sync::Arc;
+
+use crate::directory::{Directory, FileBytes, WriterLock, LOCK_FILE};
+use crate::error::{FormatError, Result};
+use crate::manifest::{AnnFileEntry, FileEntry, Manifest, SegmentEntry, MANIFEST_FILE};
+use crate::meta::{ItemMeta, ModelInfo};
+use crate::segment::{Segment, SegmentWriter, VectorType};
+use crate::tombstones::{decode_tombstones, encode_tombstones};
+
+/// One committed version of an index: the manifest and its opened segments.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    dir: Arc<dyn Directory>,
+    manifest: Manifest,
+    segments: Vec<Segment>,
+    deleted: Option<Arc<DeletedIds>>,
+}
+
+/// The deleted ids as a bitmap over all rows (one bit per row; 1M rows cost 125 KiB).
+#[derive(Debug)]
+struct DeletedIds {
+    bits: Vec<u64>,
+    sorted: Vec<u64>,
+}
+
+impl DeletedIds {
+    fn new(sorted: Vec<u64>, total_rows: u64) -> DeletedIds {
+        let mut bits = vec![0u64; total_rows.div_ceil(64) as usize];
+        for &id in &sorted {
+            bits[(id / 64) as usize] |= 1 << (id % 64);
+        }
+        DeletedIds { bits, sorted }
+    }
+
+    fn contains(&self, id: u64) -> bool {
+        self.bits
+            .get((id / 64) as usize)
+            .is_some_and(|w| w & (1 << (id % 64)) != 0)
+    }
+}
+
+/// What [`Snapshot::verify`] checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// The manifest's generation.
+    pub generation: u64,
+    /// Segments checked.
+    pub segments: usize,
+    /// Rows checked, deleted ones included.
+    pub rows: u64,
+    /// Deleted rows.
+    pub deleted: u64,
+    /// ANN files checked.
+    pub ann_files: usize,
+    /// Bytes whose checksums were computed.
+    pub bytes_checked: u64,
+}
+
+impl Snapshot {
+    /// Opens the index's current version: reads the manifest and maps each segment, checking headers only.
+    pub fn open(dir: Arc<dyn Directory>) -> Result<Snapshot> {
+        // A writer may commit and collect old files between our reading the manifest and opening the files
+        // it names; then the manifest has changed and a second read finds the new files.
+        let mut attempts = 0;
+        loop {
+            match Snapshot::open_once(dir.clone()) {
+                Err(FormatError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound && attempts < 3 =>
+                {
+                    attempts += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn open_once(dir: Arc<dyn Directory>) -> Result<Snapshot> {
+        if !dir.exists(MANIFEST_FILE)? {
+            return Err(FormatError::NotAnIndex {
+                path: dir.path_of(""),
+            });
+        }
+        let manifest_bytes = dir.open_read(MANIFEST_FILE)?;
+        let manifest = Manifest::decode(&manifest_bytes, manifest_bytes.path())?;
+        let mut segments = Vec::with_capacity(manifest.segments.len());
+        for entry in &manifest.segments {
+            let bytes = dir.open_read(&entry.file)?;
+            let path = bytes.path().to_owned();
+            if bytes.len() as u64 != entry.file_len {
+                return Err(FormatError::Truncated {
+                    path,
+                    expected: entry.file_len,
+                    actual: bytes.len() as u64,
+                });
+            }
+            let segment = Segment::open(bytes)?;
+            let mismatch = |detail: String| {
+                Err(FormatError::corrupt(
+                    &path,
+                    "segment (against the manifest)",
+                    detail,
+                ))
+            };
+            if segment.header_crc() != entry.header_crc {
+                return mismatch(format!(
+                    "header checksum {:08x}, the manifest expects {:08x} (a file from another index or version?)",
+                    segment.header_crc(),
+                    entry.header_crc
+                ));
+            }
+            if segment.len() != entry.count
+                || segment.dim() != manifest.dim as usize
+                || segment.vector_type() != manifest.vector_type
+            {
+                return mismatch(format!(
+                    "{} rows of {} {:?} components; the manifest expects {} rows of {} {:?}",
+                    segment.len(),
+                    segment.dim(),
+                    segment.vector_type(),
+                    entry.count,
+                    manifest.dim,
+                    manifest.vector_type
+                ));
+            }
+            segments.push(segment);
+        }
+        let deleted = match &manifest.tombstones {
+            None => None,
+            Some(entry) => {
+                let bytes = read_checked(dir.as_ref(), entry)?;
+                let ids = decode_tombstones(&bytes, manifest.total_rows(), bytes.path())?;
+                Some(Arc::new(DeletedIds::new(ids, manifest.total_rows())))
+            }
+        };
+        Ok(Snapshot {
+            dir,
+            manifest,
+            segments,
+            deleted,
+        })
+    }
+
+    /// The manifest of this version.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The directory the index lives in.
+    pub fn directory(&self) -> &Arc<dyn Directory> {
+        &self.dir
+    }
+
+    /// The opened segments, in id order.
+    pub fn segments(&self) -> &[Segment] {
+        &self.segments
+    }
+
+    /// Rows, deleted ones included; ids run over `0..total_rows()`.
+    pub fn total_rows(&self) -> u64 {
+        self.manifest.total_rows()
+    }
+
+    /// Rows not deleted.
+    pub fn live_rows(&self) -> u64 {
+        self.total_rows() - self.deleted.as_ref().map_or(0, |d| d.sorted.len() as u64)
+    }
+
+    /// Whether `id` was deleted.
+    pub fn is_deleted(&self, id: u64) -> bool {
+        self.deleted.as_ref().is_some_and(|d| d.contains(id))
+    }
+
+    /// The deleted ids, sorted.
+    pub fn deleted_ids(&self) -> &[u64] {
+        self.deleted.as_ref().map_or(&[], |d| &d.sorted)
+    }
+
+    /// The segment and row that hold `id`, or `None` when `id >= total_rows()`.
+    pub fn locate(&self, id: u64) -> Option<(&Segment, u64)> {
+        let i = self
+            .manifest
+            .segments
+            .partition_point(|s| s.base_id + s.count <= id);
+        let entry = self.manifest.segments.get(i)?;
+        Some((&self.segments[i], id - entry.base_id))
+    }
+
+    fn locate_or_err(&self, id: u64) -> Result<(&Segment, u64)> {
+        self.locate(id).ok_or_else(|| FormatError::UnknownKey {
+            key: format!("#{id} (ids run to {})", self.total_rows()),
+        })
+    }
+
+    /// The key of `id`.
+    pub fn key(&self, id: u64) -> Result<&str> {
+        let (segment, row) = self.locate_or_err(id)?;
+        segment.key(row)
+    }
+
+    /// The metadata of `id`.
+    pub fn meta(&self, id: u64) -> Result<ItemMeta> {
+        let (segment, row) = self.locate_or_err(id)?;
+        segment.meta(row)
+    }
+
+    /// The live id of `key`, if any.
+    pub fn find(&self, key: &str) -> Result<Option<u64>> {
+        for (segment, entry) in self.segments.iter().zip(&self.manifest.segments).rev() {
+            if let Some(row) = segment.find(key)? {
+                let id = entry.base_id + row;
+                if !self.is_deleted(id) {
+                    return Ok(Some(id));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The bytes of the ANN file registered under `name`, length-checked (its checksum is [`Snapshot::verify`]'s job).
+    pub fn ann_file(&self, name: &str) -> Result<Option<FileBytes>> {
+        let Some(ann) = self.manifest.ann_files.iter().find(|a| a.name == name) else {
+            return Ok(None);
+        };
+        let bytes = self.dir.open_read(&ann.entry.file)?;
+        if bytes.len() as u64 != ann.entry.len {
+            return Err(FormatError::Truncated {
+                path: bytes.path().to_owned(),
+                expected: ann.entry.len,
+                actual: bytes.len() as u64,
+            });
+        }
+        Ok(Some(bytes))
+    }
+
+    /// Checks every checksum and structural rule of every file of this version.
+    pub fn verify(&self) -> Result<VerifyReport> {
+        let mut bytes_checked = 0;
+        for segment in &self.segments {
+            segment.verify()?;
+            bytes_checked += std::fs::metadata(segment.path())
+                .map(|m| m.len())
+                .unwrap_or(0);
+        }
+        for ann in &self.manifest.ann_files {
+            read_checked(self.dir.as_ref(), &ann.entry)?;
+            bytes_checked += ann.entry.len;
+        }
+        Ok(VerifyReport {
+            generation: self.manifest.generation,
+            segments: self.segments.len(),
+            rows: self.total_rows(),
+            deleted: self.deleted_ids().len() as u64,
+            ann_files: self.manifest.ann_files.len(),
+            bytes_checked,
+        })
+    }
+}
+
+fn read_checked(dir: &dyn Directory, entry: &FileEntry) -> Result<FileBytes> {
+    let bytes = dir.open_read(&entry.file)?;
+    if bytes.len() as u64 != entry.len {
+        return Err(FormatError::Truncated {
+            path: bytes.path().to_owned(),
+            expected: entry.len,
+            actual: bytes.len() as u64,
+        });
+    }
+    crate::codec::check_crc(bytes.path(), "whole file", &bytes, entry.crc32)?;
+    Ok(bytes)
+}
+
+/// Builds the next version of an index: appends rows, deletes rows, replaces the ANN files, then commits.
+/// Holds the index's writer lock while it lives.
+pub struct SnapshotWriter {
+    dir: Arc<dyn Directory>,
+    _lock: WriterLock,
+    manifest: Manifest,
+    current: Option<Snapshot>,
+    pending: Option<SegmentWriter>,
+    pending_keys: HashSet<String>,
+    deleted: BTreeSet<u64>,
+    deleted_changed: bool,
+    new_ann: Option<(Vec<(String, Vec<u8>)>, String)>,
+}
+
+impl std::fmt::Debug for SnapshotWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotWriter")
+            .field("dir", &self.dir)
+            .field("generation", &self.manifest.generation)
+            .field("pending_rows", &self.pending_keys.len())
+            .finish()
+    }
+}
+
+impl SnapshotWriter {
+    /// Starts a new, empty index in `dir`; fails if `dir` already holds one.
+    pub fn create(
+        dir: Arc<dyn Directory>,
+        dim: u32,
+        vector_type: VectorType,
+        model: ModelInfo,
+    ) -> Result<SnapshotWriter> {
+        let lock = dir.lock_writer()?;
+        if dir.exists(MANIFEST_FILE)? {
+            return Err(FormatError::InvalidInput {
+                key: String::new(),
+                detail: format!(
+                    "{} already holds an index; open it to append, or choose another path",
+                    dir.path_of("").display()
+                ),
+            });
+        }
+        let manifest = Manifest::empty(dim, vector_type, model);
+        if manifest.dim == 0 || manifest.dim > crate::segment::MAX_DIM {
+            return Err(FormatError::InvalidInput {
+                key: String::new(),
+                detail: format!("dimension {dim} is outside 1..={}", crate::segment::MAX_DIM),
+            });
+        }
+        let mut writer = SnapshotWriter::new(dir, lock, manifest, None);
+        // An empty but valid index exists from the start, so `open` works before the first batch.
+        writer.commit()?;
+        Ok(writer)
+    }
+
+    /// Opens an existing index to change it.
+    pub fn open(dir: Arc<dyn Directory>) -> Result<SnapshotWriter> {
+        let lock = dir.lock_writer()?;
+        let snapshot = Snapshot::open(dir.clone())?;
+        let manifest = snapshot.manifest().clone();
+        let writer = SnapshotWriter::new(dir, lock, manifest, Some(snapshot));
+        writer.collect_garbage()?;
+        Ok(writer)
+    }
+
+    fn new(
+        dir: Arc<dyn Directory>,
+        lock: WriterLock,
+        manifest: Manifest,
+        current: Option<Snapshot>,
+    ) -> SnapshotWriter {
+        let deleted = current
+            .as_ref()
+            .map(|s| s.deleted_ids().iter().copied().collect())
+            .unwrap_or_default();
+        SnapshotWriter {
+            dir,
+            _lock: lock,
+            manifest,
+            current,
+            pending: None,
+            pending_keys: HashSet::new(),
+            deleted,
+            deleted_changed: false,
+            new_ann: None,
+        }
+    }
+
+    /// The last committed manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// Rows committed plus rows pending.
+    pub fn total_rows(&self) -> u64 {
+        self.manifest.total_rows() + self.pending.as_ref().map_or(0, |p| p.len())
+    }
+
+    fn file_name(&self, stem: &str, ext: &str) -> String {
+        format!("{stem}-{:016x}.{ext}", self.manifest.generation + 1)
+    }
+
+    /// Appends a row; returns its id. Rejects a wrong dimension, a non-finite component, or a key
+    /// that is already live in the index.
+    pub fn add(&mut self, key: &str, vector: &[f32], meta: &ItemMeta) -> Result<u64> {
+        if vector.len() != self.manifest.dim as usize {
+            return Err(FormatError::DimensionMismatch {
+                expected: self.manifest.dim as usize,
+                actual: vector.len(),
+                key: key.to_owned(),
+            });
+        }
+        if let Some(component) = vector.iter().position(|x| !x.is_finite()) {
+            return Err(FormatError::InvalidInput {
+                key: key.to_owned(),
+                detail: format!(
+                    "component {component} is {} (vectors must be finite)",
+                    vector[component]
+                ),
+            });
+        }
+        if self.pending_keys.contains(key) || self.find_committed(key)?.is_some() {
+            return Err(FormatError::DuplicateKey {
+                key: key.to_owned(),
+            });
+        }
+        if self.pending.is_none() {
+            let name = self.file_name("seg", "fiqs");
+            self.pending = Some(SegmentWriter::create(
+                self.dir.as_ref(),
+                &name,
+                self.manifest.dim as usize,
+                self.manifest.vector_type,
+            )?);
+        }
+        let pending = self.pending.as_mut().expect("created above");
+        let id = self.manifest.total_rows() + pending.len();
+        pending.push(key, vector, meta)?;
+        self.pending_keys.insert(key.to_owned());
+        Ok(id)
+    }
+
+    /// Whether `key` is live in the committed index or pending in this writer.
+    pub fn contains(&self, key: &str) -> Result<bool> {
+        Ok(self.pending_keys.contains(key) || self.find_committed(key)?.is_some())
+    }
+
+    fn find_committed(&self, key: &str) -> Result<Option<u64>> {
+        match &self.current {
+            None => Ok(None),
+            Some(snapshot) => Ok(snapshot.find(key)?.filter(|id| !self.deleted.contains(id))),
+        }
+    }
+
+    /// Deletes the committed row with `key`. Rows added since the last commit cannot be deleted before it.
+    pub fn delete(&mut self, key: &str) -> Result<u64> {
+        let id = self
+            .find_committed(key)?
+            .ok_or_else(|| FormatError::UnknownKey {
+                key: key.to_owned(),
+            })?;
+        self.deleted.insert(id);
+        self.deleted_changed = true;
+        Ok(id)
+    }
+
+    /// Replaces the ANN files (logical name, bytes) and their JSON parameters at the next commit.
+    /// An empty list removes the ANN index.
+    pub fn set_ann(&mut self, files: Vec<(String, Vec<u8>)>, params: String) {
+        self.new_ann = Some((files, params));
+    }
+
+    /// Sets a named setting at the next commit.
+    pub fn set_setting(&mut self, name: &str, value: &str) {
+        self.manifest
+            .settings
+            .insert(name.to_owned(), value.to_owned());
+    }
+
+    /// Makes everything since the last commit durable and visible, as one new version; returns its manifest.
+    pub fn commit(&mut self) -> Result<&Manifest> {
+        let mut next = self.manifest.clone();
+        next.generation += 1;
+        if let Some(pending) = self.pending.take() {
+            let file = self.file_name("seg", "fiqs");
+            let summary = pending.finish()?;
+            next.segments.push(SegmentEntry {
+                file,
+                base_id: self.manifest.total_rows(),
+                count: summary.count,
+                file_len: summary.file_len,
+                header_crc: summary.header_crc,
+            });
+        }
+        if self.deleted_changed {
+            let ids: Vec<u64> = self.deleted.iter().copied().collect();
+            next.tombstones = Some(
+                self.write_whole_file(&self.file_name("tomb", "fiqt"), &encode_tombstones(&ids))?,
+            );
+        }
+        if let Some((files, params)) = self.new_ann.take() {
+            next.ann_files.clear();
+            for (name, bytes) in files {
+                if !crate::manifest::is_plain_file_name(&name) {
+                    return Err(FormatError::InvalidInput {
+                        key: name,
+                        detail: "ANN file names may hold only letters, digits, '.', '-' and '_'"
+                            .into(),
+                    });
+                }
+                let entry =
+                    self.write_whole_file(&self.file_name(&format!("ann-{name}"), "bin"), &bytes)?;
+                next.ann_files.push(AnnFileEntry { name, entry });
+            }
+            next.ann_params = params;
+        }
+        // The moment of commit: before this rename readers see the old version, after it the new one.
+        self.dir.atomic_write(MANIFEST_FILE, &next.encode()?)?;
+        self.manifest = next;
+        self.pending_keys.clear();
+        self.deleted_changed = false;
+        self.current = Some(Snapshot::open(self.dir.clone())?);
+        self.collect_garbage()?;
+        Ok(&self.manifest)
+    }
+
+    fn write_whole_file(&self, name: &str, bytes: &[u8]) -> Result<FileEntry> {
+        let mut file = self.dir.create(name)?;
+        file.write_all(bytes)
+            .map_err(|e| FormatError::io(self.dir.path_of(name), e))?;
+        file.finish()?;
+        Ok(FileEntry {
+            file: name.to_owned(),
+            len: bytes.len() as u64,
+            crc32: crc32fast::hash(bytes),
+        })
+    }
+
+    /// Removes files no manifest names: leftovers of an interrupted commit, or versions replaced since.
+    /// Readers holding an older version keep their maps (the files live until unmapped).
+    fn collect_garbage(&self) -> Result<()> {
+        let keep: HashSet<&str> = self
+            .manifest
+            .files()
+            .chain([MANIFEST_FILE, LOCK_FILE])
+            .collect();
+        for name in self.dir.list()? {
+            let ours = name.starts_with("seg-")
+                || name.starts_with("tomb-")
+                || name.starts_with("ann-")
+                || name == "MANIFEST.tmp";
+            if ours && !keep.contains(name.as_str()) {
+                self.dir.delete(&name)?;
+            }
+        }
+        Ok(())
+    }
+}
