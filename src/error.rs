@@ -4,9 +4,15 @@
 /// the path, key or dimension involved.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The on-disk format: a corrupt, truncated or foreign file.
+    /// The on-disk format: a corrupt, truncated or foreign file, or input the format cannot hold.
     #[error(transparent)]
     Format(#[from] fiq_index_format::FormatError),
+    /// Using an index: a query of the wrong shape or from another model.
+    #[error(transparent)]
+    Index(#[from] crate::index::IndexError),
+    /// Reading or writing `.npy` files.
+    #[error(transparent)]
+    Npy(#[from] crate::npy::NpyError),
 }
 
 /// `Result` with fiq's [`Error`].

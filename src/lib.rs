@@ -17,6 +17,7 @@ pub mod npy;
 pub mod search;
 pub mod synth;
 pub mod train;
+pub mod vector;
 
 pub use error::{Error, Result};
-
+pub use index::{Hit, Index, IndexWriter};

@@ -1,1 +1,294 @@
-//! (being written)
+//! The index as a library user sees it: open a directory, look items up, search it.
+//!
+//! [`Index`] is a read-only view of one committed version (cheap to clone, safe to share between
+//! threads); [`IndexWriter`] appends, deletes and commits new versions. The bytes are
+//! `fiq-index-format`'s business; this module adds normalization, the model check and search.
+
+mod writer;
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use fiq_index_format::{Directory, MmapDirectory, Segment, Snapshot};
+pub use fiq_index_format::{ItemMeta, ModelInfo, VectorType, VerifyReport};
+pub use writer::IndexWriter;
+
+use crate::search::{exact_search, Neighbor, VectorBlock};
+
+/// Errors of the index API (bytes problems come as [`fiq_index_format::FormatError`]).
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    /// A query of the wrong length.
+    #[error(
+        "query has {actual} components, the index at {index} holds {expected}-dimensional vectors"
+    )]
+    QueryDimension {
+        index: PathBuf,
+        expected: usize,
+        actual: usize,
+    },
+    /// A query that is not a usable direction.
+    #[error("query {query} is unusable: {reason}")]
+    BadQuery { query: usize, reason: String },
+    /// A query made by another model than the index's vectors.
+    #[error("the query was encoded by model {query_model:?} (fingerprint {query_fingerprint}), but the index at {index} holds vectors of {index_model:?} (fingerprint {index_fingerprint}); encode the query with the index's model or rebuild the index")]
+    ModelMismatch {
+        index: PathBuf,
+        index_model: String,
+        index_fingerprint: String,
+        query_model: String,
+        query_fingerprint: String,
+    },
+}
+
+/// One search result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    /// Internal id (dense, stable for the life of the index).
+    pub id: u64,
+    /// The item's external key (for FashionIQ, the ASIN).
+    pub key: String,
+    /// Inner product with the query: cosine similarity, since stored vectors are unit-length.
+    pub score: f32,
+}
+
+/// How to search.
+#[derive(Clone, Default)]
+pub struct SearchOptions<'a> {
+    /// Only ids for which this returns true are returned (for example one category's gallery).
+    pub filter: Option<&'a (dyn Fn(u64) -> bool + Sync)>,
+}
+
+impl std::fmt::Debug for SearchOptions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SearchOptions")
+            .field("filter", &self.filter.is_some())
+            .finish()
+    }
+}
+
+/// An opened, committed version of an index.
+///
+/// ```
+/// use fiq::index::{Index, IndexWriter, ItemMeta, ModelInfo};
+/// let dir = tempfile::tempdir()?;
+/// let mut writer = IndexWriter::create(dir.path(), 2, ModelInfo::default())?;
+/// writer.add("red-dress", &[1.0, 0.0], &ItemMeta::default())?;
+/// writer.add("blue-dress", &[0.0, 1.0], &ItemMeta::default())?;
+/// writer.commit()?;
+///
+/// let index = Index::open(dir.path())?;
+/// let hits = index.search(&[0.9, 0.1], 1)?;
+/// assert_eq!(hits[0].key, "red-dress");
+/// # Ok::<(), fiq::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Index {
+    snapshot: Arc<Snapshot>,
+    path: PathBuf,
+}
+
+impl Index {
+    /// Opens the index at `path`: reads the manifest and maps the segments; no vector is read.
+    pub fn open(path: impl AsRef<Path>) -> crate::Result<Index> {
+        let dir = MmapDirectory::open(path.as_ref()).map_err(|e| match e {
+            fiq_index_format::FormatError::Io { source, .. }
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                fiq_index_format::FormatError::NotAnIndex {
+                    path: path.as_ref().to_owned(),
+                }
+            }
+            other => other,
+        })?;
+        Index::open_in(Arc::new(dir))
+    }
+
+    /// Opens the index kept in `dir` (for example a [`fiq_index_format::RamDirectory`]).
+    pub fn open_in(dir: Arc<dyn Directory>) -> crate::Result<Index> {
+        let path = dir.path_of("");
+        let snapshot = Snapshot::open(dir)?;
+        Ok(Index {
+            snapshot: Arc::new(snapshot),
+            path,
+        })
+    }
+
+    /// Where the index lives.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The committed version underneath (manifest, segments), for tools that need the details.
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.snapshot
+    }
+
+    /// Live (not deleted) items.
+    pub fn len(&self) -> u64 {
+        self.snapshot.live_rows()
+    }
+
+    /// Whether the index holds no live item.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Ids run over `0..total_rows()`; deleted ids included.
+    pub fn total_rows(&self) -> u64 {
+        self.snapshot.total_rows()
+    }
+
+    /// Whether `id` was deleted.
+    pub fn is_deleted(&self, id: u64) -> bool {
+        self.snapshot.is_deleted(id)
+    }
+
+    /// Components per vector.
+    pub fn dim(&self) -> usize {
+        self.snapshot.manifest().dim as usize
+    }
+
+    /// The model that produced the vectors.
+    pub fn model(&self) -> &ModelInfo {
+        &self.snapshot.manifest().model
+    }
+
+    /// The vector of `id` (unit length), in place for f32 indexes.
+    pub fn vector(&self, id: u64) -> Option<Cow<'_, [f32]>> {
+        let (segment, row) = self.snapshot.locate(id)?;
+        Some(segment.vector(row))
+    }
+
+    /// The key of `id`.
+    pub fn key(&self, id: u64) -> crate::Result<&str> {
+        Ok(self.snapshot.key(id)?)
+    }
+
+    /// The live id of `key`.
+    pub fn id_of(&self, key: &str) -> crate::Result<Option<u64>> {
+        Ok(self.snapshot.find(key)?)
+    }
+
+    /// The metadata of `id`.
+    pub fn meta(&self, id: u64) -> crate::Result<ItemMeta> {
+        Ok(self.snapshot.meta(id)?)
+    }
+
+    /// A named setting stored with the index (for example `nprobe`).
+    pub fn setting(&self, name: &str) -> Option<&str> {
+        self.snapshot
+            .manifest()
+            .settings
+            .get(name)
+            .map(String::as_str)
+    }
+
+    /// Refuses queries made by a model other than the index's. An index of imported vectors
+    /// (empty fingerprint) accepts any.
+    pub fn check_model(&self, query_model: &ModelInfo) -> Result<(), IndexError> {
+        let ours = self.model();
+        if ours.fingerprint.is_empty() || ours.fingerprint == query_model.fingerprint {
+            return Ok(());
+        }
+        Err(IndexError::ModelMismatch {
+            index: self.path.clone(),
+            index_model: ours.name.clone(),
+            index_fingerprint: ours.fingerprint.clone(),
+            query_model: query_model.name.clone(),
+            query_fingerprint: query_model.fingerprint.clone(),
+        })
+    }
+
+    /// The `k` nearest live items to `query` by exact inner product (the query is normalized first).
+    pub fn search(&self, query: &[f32], k: usize) -> crate::Result<Vec<Hit>> {
+        Ok(self
+            .search_batch(query, k, &SearchOptions::default())?
+            .pop()
+            .unwrap_or_default())
+    }
+
+    /// Exact search for many queries at once (row-major `nq × dim`); much faster per query than one by one.
+    pub fn search_batch(
+        &self,
+        queries: &[f32],
+        k: usize,
+        options: &SearchOptions<'_>,
+    ) -> crate::Result<Vec<Vec<Hit>>> {
+        let neighbors = self.exact_neighbors(queries, k, options)?;
+        neighbors.into_iter().map(|list| self.hits(list)).collect()
+    }
+
+    /// Exact search returning ids and scores only (no key look-up).
+    pub fn exact_neighbors(
+        &self,
+        queries: &[f32],
+        k: usize,
+        options: &SearchOptions<'_>,
+    ) -> crate::Result<Vec<Vec<Neighbor>>> {
+        let normalized = self.normalized_queries(queries)?;
+        let blocks: Vec<VectorBlock<'_>> = self.blocks();
+        let snapshot = &self.snapshot;
+        let has_deleted = !snapshot.deleted_ids().is_empty();
+        let keep = |id: u64| {
+            (!has_deleted || !snapshot.is_deleted(id)) && options.filter.is_none_or(|f| f(id))
+        };
+        Ok(exact_search(&normalized, self.dim(), &blocks, k, &keep))
+    }
+
+    /// The segments as contiguous blocks of rows.
+    pub fn blocks(&self) -> Vec<VectorBlock<'_>> {
+        self.snapshot
+            .segments()
+            .iter()
+            .zip(&self.snapshot.manifest().segments)
+            .map(|(segment, entry)| block_of(segment, entry.base_id))
+            .collect()
+    }
+
+    /// Checks the query shape and values, and returns the queries L2-normalized.
+    pub fn normalized_queries(&self, queries: &[f32]) -> Result<Vec<f32>, IndexError> {
+        let dim = self.dim();
+        if queries.len() % dim != 0 || queries.is_empty() {
+            return Err(IndexError::QueryDimension {
+                index: self.path.clone(),
+                expected: dim,
+                actual: queries.len(),
+            });
+        }
+        let mut out = queries.to_vec();
+        for (i, q) in out.chunks_mut(dim).enumerate() {
+            crate::vector::normalize_in_place(q)
+                .map_err(|reason| IndexError::BadQuery { query: i, reason })?;
+        }
+        Ok(out)
+    }
+
+    /// Turns neighbors into hits by looking up keys.
+    pub fn hits(&self, neighbors: Vec<Neighbor>) -> crate::Result<Vec<Hit>> {
+        neighbors
+            .into_iter()
+            .map(|n| {
+                Ok(Hit {
+                    id: n.id,
+                    key: self.snapshot.key(n.id)?.to_owned(),
+                    score: n.score,
+                })
+            })
+            .collect()
+    }
+
+    /// Checks every checksum of every file; reads the whole index.
+    pub fn verify(&self) -> crate::Result<VerifyReport> {
+        Ok(self.snapshot.verify()?)
+    }
+}
+
+fn block_of(segment: &Segment, base_id: u64) -> VectorBlock<'_> {
+    match (segment.vectors_f32(), segment.vectors_f16()) {
+        (Some(rows), _) => VectorBlock::F32 { base_id, rows },
+        (None, Some(rows)) => VectorBlock::F16 { base_id, rows },
+        (None, None) => unreachable!("a segment stores f32 or f16"),
+    }
+}

@@ -1,1 +1,48 @@
-fn main() {}
+//! `fiq-index`: the command-line face of the fiq library. It parses arguments, calls the library and
+//! prints; all the work is in `fiq`.
+
+mod cmd;
+mod output;
+
+use clap::{Parser, Subcommand};
+
+/// Build, search, verify and evaluate fiq indexes: composed image retrieval ("this dress, but red").
+///
+/// An index is a directory holding memory-mapped vectors, their keys and metadata, and optionally a FAISS
+/// IVF index. Start with `fiq-index import` (vectors from numpy) and `fiq-index search`.
+#[derive(Debug, Parser)]
+#[command(name = "fiq-index", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Import(cmd::import::Args),
+    Search(cmd::search::Args),
+    Info(cmd::info::Args),
+    Verify(cmd::verify::Args),
+    Bench(cmd::bench::Args),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Import(args) => cmd::import::run(args),
+        Command::Search(args) => cmd::search::run(args),
+        Command::Info(args) => cmd::info::run(args),
+        Command::Verify(args) => cmd::verify::run(args),
+        Command::Bench(args) => cmd::bench::run(args),
+    };
+    if let Err(err) = result {
+        if output::is_broken_pipe(&err) {
+            std::process::exit(0);
+        }
+        eprintln!("error: {err}");
+        for cause in err.chain().skip(1) {
+            eprintln!("  caused by: {cause}");
+        }
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,107 @@
+//! `fiq-index import`: vectors from a numpy file into a new (or existing) index.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use fiq::index::{IndexWriter, ItemMeta, ModelInfo};
+
+/// Import float32 vectors from a .npy file and their keys from a text file into an index.
+///
+/// Vectors are L2-normalized on import (inner product then is cosine similarity). Row i of the .npy
+/// file gets the key on line i of the keys file. The index is committed atomically at the end: an
+/// interrupted import leaves the index as it was.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A 2-D float32 (or float64) .npy array, one vector per row.
+    #[arg(long)]
+    vectors: PathBuf,
+    /// A text file with one key per line (for FashionIQ, the ASINs), as many lines as rows.
+    #[arg(long)]
+    keys: PathBuf,
+    /// The index directory to create.
+    #[arg(long)]
+    out: PathBuf,
+    /// Append to an existing index at --out instead of creating one.
+    #[arg(long)]
+    append: bool,
+    /// Category stored with every imported item (for example `dress`).
+    #[arg(long, default_value = "")]
+    category: String,
+    /// Name of the model that made the vectors, recorded in the index.
+    #[arg(long, default_value = "external")]
+    model_name: String,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let matrix = fiq::npy::read_matrix(&args.vectors)?;
+    let keys = read_keys(&args.keys)?;
+    if keys.len() != matrix.rows {
+        bail!(
+            "{} has {} rows but {} has {} keys; they must match one to one",
+            args.vectors.display(),
+            matrix.rows,
+            args.keys.display(),
+            keys.len()
+        );
+    }
+    let mut writer = if args.append {
+        IndexWriter::open(&args.out)?
+    } else {
+        let model = ModelInfo {
+            name: args.model_name.clone(),
+            fingerprint: String::new(),
+            preprocessing: String::new(),
+        };
+        IndexWriter::create(&args.out, matrix.dim, model)?
+    };
+    if writer.dim() != matrix.dim {
+        bail!(
+            "{} holds {}-dimensional vectors, the index {}",
+            args.vectors.display(),
+            matrix.dim,
+            writer.dim()
+        );
+    }
+    let bar = crate::output::progress(matrix.rows as u64, "importing");
+    let meta = ItemMeta {
+        category: args.category.clone(),
+        source: String::new(),
+    };
+    for (i, key) in keys.iter().enumerate() {
+        writer
+            .add(key, matrix.row(i), &meta)
+            .with_context(|| format!("row {i} of {}", args.vectors.display()))?;
+        if i % 4096 == 0 {
+            bar.set_position(i as u64);
+        }
+    }
+    bar.finish_and_clear();
+    let generation = writer.commit()?;
+    eprintln!(
+        "imported {} vectors of dimension {} into {} (version {generation})",
+        matrix.rows,
+        matrix.dim,
+        args.out.display()
+    );
+    Ok(())
+}
+
+fn read_keys(path: &PathBuf) -> anyhow::Result<Vec<String>> {
+    let file = std::fs::File::open(path)
+        .with_context(|| format!("cannot open keys file {}", path.display()))?;
+    let mut keys = Vec::new();
+    for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line.with_context(|| format!("{}: line {}", path.display(), n + 1))?;
+        let key = line.trim_end_matches('\r');
+        if key.is_empty() {
+            bail!(
+                "{}: line {} is empty; every row needs a key",
+                path.display(),
+                n + 1
+            );
+        }
+        keys.push(key.to_owned());
+    }
+    Ok(keys)
+}

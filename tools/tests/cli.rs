@@ -1,0 +1,235 @@
+//! The `fiq-index` binary end to end: import, search, info, verify, and a writer killed mid-commit.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_fiq-index"))
+}
+
+fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("run fiq-index");
+    assert!(
+        out.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn run_err(cmd: &mut Command) -> String {
+    let out: Output = cmd.output().expect("run fiq-index");
+    assert!(!out.status.success(), "unexpectedly succeeded");
+    String::from_utf8(out.stderr).unwrap()
+}
+
+fn write_npy(path: &Path, rows: usize, dim: usize, f: impl Fn(usize, usize) -> f32) {
+    let data: Vec<f32> = (0..rows * dim).map(|i| f(i / dim, i % dim)).collect();
+    fiq::npy::write_matrix(path, dim, &data).unwrap();
+}
+
+fn write_keys(path: &Path, prefix: &str, rows: usize) {
+    let keys: String = (0..rows).map(|i| format!("{prefix}{i}\n")).collect();
+    std::fs::write(path, keys).unwrap();
+}
+
+fn import(dir: &Path, rows: usize, dim: usize) -> PathBuf {
+    let index = dir.join("index");
+    write_npy(&dir.join("x.npy"), rows, dim, |r, c| {
+        if c == r % dim {
+            1.0
+        } else {
+            0.01 * c as f32
+        }
+    });
+    write_keys(&dir.join("keys.txt"), "item", rows);
+    run_ok(
+        bin()
+            .args(["import", "--vectors"])
+            .arg(dir.join("x.npy"))
+            .arg("--keys")
+            .arg(dir.join("keys.txt"))
+            .arg("--out")
+            .arg(&index),
+    );
+    index
+}
+
+#[test]
+fn import_search_info_verify() {
+    let tmp = tempfile::tempdir().unwrap();
+    let index = import(tmp.path(), 50, 8);
+    write_npy(&tmp.path().join("q.npy"), 2, 8, |r, c| {
+        if c == r + 3 {
+            1.0
+        } else {
+            0.0
+        }
+    });
+    let out = run_ok(
+        bin()
+            .arg("search")
+            .arg(&index)
+            .arg("--query-npy")
+            .arg(tmp.path().join("q.npy"))
+            .args(["-k", "3", "--json"]),
+    );
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["hits"].as_array().unwrap().len(), 3);
+    // Row r has its spike at component r % 8: query 0 (spike at 3) is nearest item3, item11, ...
+    assert_eq!(lines[0]["hits"][0]["key"], "item3");
+    assert_eq!(lines[1]["hits"][0]["key"], "item4");
+
+    let info = run_ok(bin().arg("info").arg(&index).arg("--json"));
+    let info: serde_json::Value = serde_json::from_str(&info).unwrap();
+    assert_eq!(info["items"], 50);
+    assert_eq!(info["dim"], 8);
+
+    let verified = run_ok(bin().arg("verify").arg(&index));
+    assert!(verified.starts_with("ok:"), "{verified}");
+}
+
+#[test]
+fn clear_errors_for_bad_input() {
+    let tmp = tempfile::tempdir().unwrap();
+    let index = import(tmp.path(), 10, 4);
+    // Query of the wrong dimension.
+    write_npy(&tmp.path().join("q3.npy"), 1, 3, |_, _| 1.0);
+    let err = run_err(
+        bin()
+            .arg("search")
+            .arg(&index)
+            .arg("--query-npy")
+            .arg(tmp.path().join("q3.npy")),
+    );
+    assert!(
+        err.contains("3 components") && err.contains("4-dimensional"),
+        "{err}"
+    );
+    // Keys and vectors that do not match.
+    write_keys(&tmp.path().join("short.txt"), "k", 3);
+    let err = run_err(
+        bin()
+            .args(["import", "--vectors"])
+            .arg(tmp.path().join("x.npy"))
+            .arg("--keys")
+            .arg(tmp.path().join("short.txt"))
+            .arg("--out")
+            .arg(tmp.path().join("other")),
+    );
+    assert!(err.contains("10 rows") && err.contains("3 keys"), "{err}");
+    // NaN in a vector: refused, and nothing is committed.
+    write_npy(&tmp.path().join("nan.npy"), 3, 4, |r, _| {
+        if r == 2 {
+            f32::NAN
+        } else {
+            1.0
+        }
+    });
+    write_keys(&tmp.path().join("k3.txt"), "nan", 3);
+    let err = run_err(
+        bin()
+            .args(["import", "--append", "--vectors"])
+            .arg(tmp.path().join("nan.npy"))
+            .arg("--keys")
+            .arg(tmp.path().join("k3.txt"))
+            .arg("--out")
+            .arg(&index),
+    );
+    assert!(err.contains("row 2") && err.contains("NaN"), "{err}");
+    let info: serde_json::Value =
+        serde_json::from_str(&run_ok(bin().arg("info").arg(&index).arg("--json"))).unwrap();
+    assert_eq!(info["items"], 10);
+    // Not an index.
+    let err = run_err(bin().arg("info").arg(tmp.path().join("nothing")));
+    assert!(err.contains("not a fiq index"), "{err}");
+    // A flipped byte.
+    let seg = std::fs::read_dir(&index)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "fiqs"))
+        .unwrap();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    bytes[300] ^= 1;
+    std::fs::write(&seg, bytes).unwrap();
+    let err = run_err(bin().arg("verify").arg(&index));
+    assert!(
+        err.contains("checksum mismatch in vectors section"),
+        "{err}"
+    );
+}
+
+/// Kills an appending writer at many points of its run; every time, the index reopens whole, at either
+/// the old or the new version, and verifies.
+#[test]
+fn writer_killed_mid_commit_leaves_a_whole_index() {
+    let tmp = tempfile::tempdir().unwrap();
+    let index = import(tmp.path(), 100, 32);
+    let rows = 60_000;
+    write_npy(&tmp.path().join("big.npy"), rows, 32, |r, c| {
+        ((r * 7 + c) % 13) as f32 + 1.0
+    });
+    write_keys(&tmp.path().join("big.txt"), "big", rows);
+    let append = || {
+        let mut cmd = bin();
+        cmd.args(["import", "--append", "--vectors"])
+            .arg(tmp.path().join("big.npy"))
+            .arg("--keys")
+            .arg(tmp.path().join("big.txt"))
+            .arg("--out")
+            .arg(&index);
+        cmd
+    };
+    // How long a whole append takes, measured on a scratch copy.
+    let scratch = tmp.path().join("scratch");
+    copy_dir(&index, &scratch);
+    let started = Instant::now();
+    run_ok(
+        bin()
+            .args(["import", "--append", "--vectors"])
+            .arg(tmp.path().join("big.npy"))
+            .arg("--keys")
+            .arg(tmp.path().join("big.txt"))
+            .arg("--out")
+            .arg(&scratch),
+    );
+    let full = started.elapsed();
+
+    let mut saw_old = 0;
+    for step in 0..12u32 {
+        let mut child = append()
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(full.mul_f64(step as f64 / 12.0) + Duration::from_millis(5));
+        let _ = child.kill();
+        let _ = child.wait();
+        let info: serde_json::Value =
+            serde_json::from_str(&run_ok(bin().arg("info").arg(&index).arg("--json"))).unwrap();
+        let items = info["items"].as_u64().unwrap();
+        assert!(
+            items == 100 || items == 100 + rows as u64,
+            "step {step}: {items} items"
+        );
+        run_ok(bin().arg("verify").arg(&index));
+        if items == 100 {
+            saw_old += 1;
+        } else {
+            break; // committed: later appends would be refused as duplicates
+        }
+    }
+    assert!(saw_old > 0, "no kill landed before the commit");
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
