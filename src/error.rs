@@ -7,6 +7,18 @@ pub enum Error {
     /// The on-disk format: a corrupt, truncated or foreign file.
     #[error(transparent)]
     Format(#[from] fiq_index_format::FormatError),
+    /// A FashionIQ tree: a missing or malformed caption/split file, an unknown category or split.
+    #[error(transparent)]
+    Dataset(#[from] crate::fashioniq::DatasetError),
+    /// Generating the synthetic FashionIQ tree.
+    #[error(transparent)]
+    Synth(#[from] crate::synth::SynthError),
+    /// Fusing image and text vectors: mismatched dimensions, NaN, zero vectors.
+    #[error(transparent)]
+    Fusion(#[from] crate::fusion::FusionError),
+    /// Computing metrics or running an evaluation.
+    #[error(transparent)]
+    Eval(#[from] crate::eval::EvalError),
 }
 
 /// `Result` with fiq's [`Error`].
