@@ -153,7 +153,7 @@ impl fmt::Display for EvalReport {
         for row in &self.rows {
             write!(f, "{:<group_width$}", row.category.as_str())?;
         }
-        writeln!(f, "{:<group_width$}{}", "average", "avg")?;
+        writeln!(f, "{:<group_width$}mean", "average")?;
         for (label, prefix, value) in [
             (
                 "recall",

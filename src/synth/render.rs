@@ -21,6 +21,21 @@ impl Mask {
         }
     }
 
+    /// Whether the pixel is inside with a 4-neighbour outside (or at the canvas border).
+    fn on_edge(&self, row: usize, column: usize) -> bool {
+        let inside = |r: usize, c: usize| self.inside[r * self.size + c];
+        let last = self.size - 1;
+        inside(row, column)
+            && (row == 0
+                || column == 0
+                || row == last
+                || column == last
+                || !inside(row - 1, column)
+                || !inside(row + 1, column)
+                || !inside(row, column - 1)
+                || !inside(row, column + 1))
+    }
+
     /// Sets (or clears) every pixel whose center lies inside `polygon` (given in pixels).
     fn fill(&mut self, polygon: &[Point], value: bool) {
         let mut crossings = Vec::with_capacity(8);
@@ -129,6 +144,10 @@ pub(crate) fn render(attributes: &Attributes, size: usize, rng: &mut SplitMix64)
             // A shirt's button placket: a darker line down the middle, part of its silhouette.
             if attributes.category == Category::Shirt && column == placket_column {
                 rgb = rgb.map(|channel| channel * 0.6);
+            }
+            // A seam along the outline keeps a white garment visible on the light background.
+            if mask.on_edge(row, column) {
+                rgb = rgb.map(|channel| channel * 0.72);
             }
             let offset = (row * size + column) * 3;
             for (out, channel) in pixels[offset..offset + 3].iter_mut().zip(rgb) {
