@@ -2,6 +2,7 @@
 
 use anyhow::Context;
 use fiq::synth::{generate, ImageFormat, ImageLayout, SynthOptions, ATTRIBUTE_FILE};
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -65,16 +66,28 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let summary = generate(&args.out, &options)
         .with_context(|| format!("generating synthetic FashionIQ in {}", args.out.display()))?;
     let seconds = started.elapsed().as_secs_f64();
-    println!(
-        "wrote {} images ({:.1} MiB), {} triplets to {} in {:.2} s: {:.0} images/s on {} threads",
+    let report = format!(
+        "wrote {} images ({:.1} MiB), {} triplets to {} in {:.2} s: {:.0} images/s on {} threads\nattributes: {}\n",
         summary.images,
         summary.image_bytes as f64 / (1024.0 * 1024.0),
         summary.triplets,
         args.out.display(),
         seconds,
         summary.images as f64 / seconds,
-        rayon::current_num_threads()
+        rayon::current_num_threads(),
+        args.out.join(ATTRIBUTE_FILE).display()
     );
-    println!("attributes: {}", args.out.join(ATTRIBUTE_FILE).display());
-    Ok(())
+    print_ignoring_closed_pipe(&report)
+}
+
+/// Prints `text`; a reader that went away (`| head`) is not a failure of the command.
+fn print_ignoring_closed_pipe(text: &str) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("writing to stdout"),
+    }
 }
