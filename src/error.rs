@@ -13,6 +13,18 @@ pub enum Error {
     /// Reading or writing `.npy` files.
     #[error(transparent)]
     Npy(#[from] crate::npy::NpyError),
+    /// A FashionIQ tree: a missing or malformed caption/split file, an unknown category or split.
+    #[error(transparent)]
+    Dataset(#[from] crate::fashioniq::DatasetError),
+    /// Generating the synthetic FashionIQ tree.
+    #[error(transparent)]
+    Synth(#[from] crate::synth::SynthError),
+    /// Fusing image and text vectors: mismatched dimensions, NaN, zero vectors.
+    #[error(transparent)]
+    Fusion(#[from] crate::fusion::FusionError),
+    /// Computing metrics or running an evaluation.
+    #[error(transparent)]
+    Eval(#[from] crate::eval::EvalError),
 }
 
 /// `Result` with fiq's [`Error`].

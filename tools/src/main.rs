@@ -24,6 +24,7 @@ enum Command {
     Info(cmd::info::Args),
     Verify(cmd::verify::Args),
     Bench(cmd::bench::Args),
+    Synth(cmd::synth::Args),
 }
 
 fn main() {
@@ -34,6 +35,7 @@ fn main() {
         Command::Info(args) => cmd::info::run(args),
         Command::Verify(args) => cmd::verify::run(args),
         Command::Bench(args) => cmd::bench::run(args),
+        Command::Synth(args) => cmd::synth::run(args),
     };
     if let Err(err) = result {
         if output::is_broken_pipe(&err) {

@@ -4,4 +4,5 @@ pub mod bench;
 pub mod import;
 pub mod info;
 pub mod search;
+pub mod synth;
 pub mod verify;
