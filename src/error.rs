@@ -7,6 +7,10 @@ pub enum Error {
     /// The on-disk format: a corrupt, truncated or foreign file.
     #[error(transparent)]
     Format(#[from] fiq_index_format::FormatError),
+    /// Loading or running an image/text encoder: a missing or malformed model file, an unsupported
+    /// config, a tensor that is absent or mis-shaped, an empty text.
+    #[error(transparent)]
+    Encoder(#[from] crate::encoder::EncoderError),
 }
 
 /// `Result` with fiq's [`Error`].
