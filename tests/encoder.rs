@@ -520,3 +520,57 @@ fn fingerprint_tracks_weights_and_preprocessing() {
     let retrained = ClipEncoder::load(dir.path(), &EncoderOptions::default()).unwrap();
     assert_ne!(base.info().fingerprint, retrained.info().fingerprint);
 }
+
+#[test]
+fn half_precision_stays_close_to_f32() {
+    use fiq::encoder::Precision;
+    let full = load(&EncoderOptions::default());
+    let half = load(&EncoderOptions {
+        precision: Precision::F16,
+        ..EncoderOptions::default()
+    });
+    let texts = ["a red dress", "is darker and has long sleeves"];
+    let (a, b) = (
+        full.encode_texts(&texts).unwrap(),
+        half.encode_texts(&texts).unwrap(),
+    );
+    for (x, y) in a.iter().zip(&b) {
+        let diff = max_abs_diff(x, y);
+        assert!(diff < 2e-2, "f16 vs f32 text embedding differ by {diff}");
+    }
+    let path = fixture_dir().join("images/tall.webp");
+    let x = full
+        .encode_images(&[ImageSource::from(&path)])
+        .unwrap()
+        .remove(0)
+        .unwrap();
+    let y = half
+        .encode_images(&[ImageSource::from(&path)])
+        .unwrap()
+        .remove(0)
+        .unwrap();
+    assert!(max_abs_diff(&x, &y) < 2e-2);
+}
+
+#[test]
+fn bf16_on_cpu_and_missing_cuda_are_clear_errors() {
+    use fiq::encoder::{ComputeDevice, Precision};
+    let bf16 = ClipEncoder::load(
+        &fixture_dir(),
+        &EncoderOptions {
+            precision: Precision::BF16,
+            ..EncoderOptions::default()
+        },
+    );
+    assert!(matches!(bf16, Err(EncoderError::Device { .. })));
+    if !cfg!(feature = "cuda") {
+        let cuda = ClipEncoder::load(
+            &fixture_dir(),
+            &EncoderOptions {
+                device: ComputeDevice::Cuda(0),
+                ..EncoderOptions::default()
+            },
+        );
+        assert!(matches!(cuda, Err(EncoderError::Device { .. })));
+    }
+}

@@ -27,6 +27,7 @@
 mod checkpoint;
 mod clip;
 pub(crate) mod config;
+mod cpu_kernels;
 mod error;
 pub(crate) mod model;
 mod preprocess;

@@ -13,6 +13,20 @@ use candle_core::{DType, Device, Module, Result, Tensor, D};
 use candle_nn::{Embedding, Linear, VarBuilder};
 
 use super::config::{Activation, ClipConfig, TextConfig, TowerConfig, VisionConfig};
+use super::cpu_kernels;
+
+/// Whether the hand-written CPU kernels can run `xs` (they are f32, CPU, inference only).
+fn use_cpu_kernels(kernels: Kernels, xs: &Tensor) -> bool {
+    kernels == Kernels::Fused && xs.device().is_cpu() && xs.dtype() == DType::F32
+}
+
+/// A linear layer through [`cpu_kernels::Linear`], or `None` when it has no bias.
+fn cpu_linear(xs: &Tensor, linear: &Linear, quick_gelu: bool) -> Option<Result<Tensor>> {
+    let bias = linear.bias()?;
+    Some(xs.contiguous().and_then(|xs| {
+        xs.apply_op3_no_bwd(linear.weight(), bias, &cpu_kernels::Linear { quick_gelu })
+    }))
+}
 
 /// Which kernels the forward pass uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,9 +116,30 @@ impl Attention {
         })
     }
 
-    /// `xs`: (batch, seq, hidden). `mask`: additive (seq, seq), for the causal text tower.
-    fn forward(&self, xs: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+    /// `xs`: (batch, seq, hidden). `causal`: hide later positions (the text tower).
+    fn forward(&self, xs: &Tensor, causal: bool) -> Result<Tensor> {
+        if let (true, QkvProjections::Stacked(qkv)) =
+            (use_cpu_kernels(self.kernels, xs), &self.projections)
+        {
+            if let Some(qkv) = cpu_linear(xs, qkv, false) {
+                let attention = cpu_kernels::Attention {
+                    num_heads: self.num_heads,
+                    head_dim: self.head_dim,
+                    causal,
+                };
+                let context = qkv?.apply_op1_no_bwd(&attention)?;
+                if let Some(out) = cpu_linear(&context, &self.out_proj, false) {
+                    return out;
+                }
+                return self.out_proj.forward(&context);
+            }
+        }
         let (batch, seq, hidden) = xs.dims3()?;
+        let mask = if causal {
+            Some(causal_mask(seq, xs.dtype(), xs.device())?)
+        } else {
+            None
+        };
         let qkv = match &self.projections {
             QkvProjections::Stacked(qkv) => qkv.forward(xs)?,
             // Stacked anew each call: the variables may have changed since the last step.
@@ -120,7 +155,7 @@ impl Attention {
         let v = qkv.get(2)?;
         let scale = (self.head_dim as f64).powf(-0.5);
         let scores = (q.matmul(&k.t()?)? * scale)?;
-        let scores = match mask {
+        let scores = match &mask {
             Some(mask) => scores.broadcast_add(mask)?,
             None => scores,
         };
@@ -156,18 +191,34 @@ struct Mlp {
     fc1: Linear,
     fc2: Linear,
     activation: Activation,
+    kernels: Kernels,
 }
 
 impl Mlp {
-    fn new(tower: &TowerConfig, vb: VarBuilder) -> Result<Self> {
+    fn new(tower: &TowerConfig, kernels: Kernels, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
             fc1: candle_nn::linear(tower.hidden_size, tower.intermediate_size, vb.pp("fc1"))?,
             fc2: candle_nn::linear(tower.intermediate_size, tower.hidden_size, vb.pp("fc2"))?,
             activation: tower.activation,
+            kernels,
         })
     }
 
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        if use_cpu_kernels(self.kernels, xs) {
+            let fused_activation = self.activation == Activation::QuickGelu;
+            if let Some(hidden) = cpu_linear(xs, &self.fc1, fused_activation) {
+                let hidden = if fused_activation {
+                    hidden?
+                } else {
+                    activate(&hidden?, self.activation)?
+                };
+                if let Some(out) = cpu_linear(&hidden, &self.fc2, false) {
+                    return out;
+                }
+                return self.fc2.forward(&hidden);
+            }
+        }
         self.fc2
             .forward(&activate(&self.fc1.forward(xs)?, self.activation)?)
     }
@@ -188,15 +239,15 @@ impl Block {
             layer_norm1: LayerNorm::new(tower.hidden_size, eps, kernels, vb.pp("layer_norm1"))?,
             self_attn: Attention::new(tower, kernels, vb.pp("self_attn"))?,
             layer_norm2: LayerNorm::new(tower.hidden_size, eps, kernels, vb.pp("layer_norm2"))?,
-            mlp: Mlp::new(tower, vb.pp("mlp"))?,
+            mlp: Mlp::new(tower, kernels, vb.pp("mlp"))?,
         })
     }
 
-    fn forward(&self, xs: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+    fn forward(&self, xs: &Tensor, causal: bool) -> Result<Tensor> {
         let xs = (xs
             + self
                 .self_attn
-                .forward(&self.layer_norm1.forward(xs)?, mask)?)?;
+                .forward(&self.layer_norm1.forward(xs)?, causal)?)?;
         &xs + self.mlp.forward(&self.layer_norm2.forward(&xs)?)?
     }
 }
@@ -215,13 +266,13 @@ impl Stack {
         Ok(Self { blocks })
     }
 
-    fn forward(&self, xs: &Tensor, mask: Option<&Tensor>, frozen: usize) -> Result<Tensor> {
+    fn forward(&self, xs: &Tensor, causal: bool, frozen: usize) -> Result<Tensor> {
         let mut xs = xs.clone();
         for (i, block) in self.blocks.iter().enumerate() {
             if i == frozen && frozen > 0 {
                 xs = xs.detach();
             }
-            xs = block.forward(&xs, mask)?;
+            xs = block.forward(&xs, causal)?;
         }
         if frozen >= self.blocks.len() {
             xs = xs.detach();
@@ -286,7 +337,7 @@ impl VisionTransformer {
             .broadcast_add(&self.position_embedding)?;
         let hidden = self
             .encoder
-            .forward(&self.pre_layrnorm.forward(&tokens)?, None, frozen)?;
+            .forward(&self.pre_layrnorm.forward(&tokens)?, false, frozen)?;
         self.post_layernorm
             .forward(&hidden.narrow(1, 0, 1)?.squeeze(1)?)
     }
@@ -331,8 +382,7 @@ impl TextTransformer {
             .token_embedding
             .forward(ids)?
             .broadcast_add(&self.position_embedding.narrow(0, 0, seq)?)?;
-        let mask = causal_mask(seq, tokens.dtype(), tokens.device())?;
-        let hidden = self.encoder.forward(&tokens, Some(&mask), frozen)?;
+        let hidden = self.encoder.forward(&tokens, true, frozen)?;
         // Only the pooled rows matter, so the final norm runs on those alone.
         let rows: Vec<u32> = pool_at
             .iter()
