@@ -25,6 +25,10 @@ pub enum Error {
     /// Computing metrics or running an evaluation.
     #[error(transparent)]
     Eval(#[from] crate::eval::EvalError),
+    /// Loading or running an image/text encoder: a missing or malformed model file, an unsupported
+    /// config, a tensor that is absent or mis-shaped, an empty text.
+    #[error(transparent)]
+    Encoder(#[from] crate::encoder::EncoderError),
 }
 
 /// `Result` with fiq's [`Error`].

@@ -1,1 +1,152 @@
-//! (being written)
+//! Images and texts to unit vectors in one joint space, computed in Rust with candle.
+//!
+//! [`ClipEncoder`] loads a CLIP checkpoint in the Hugging Face layout (`config.json`,
+//! `model.safetensors`, `tokenizer.json`) of any size the config describes, and reproduces transformers'
+//! `CLIPModel` (embeddings) and Pillow-based `CLIPImageProcessor` (preprocessing) to within float
+//! rounding. Other model families implement the same [`Encoder`] trait.
+//!
+//! Every vector returned is L2-normalized `f32`, of length [`ModelInfo::embed_dim`]. An image that cannot
+//! be read or decoded fails alone: its slot holds an [`ImageError`] naming the path.
+//!
+//! ```no_run
+//! use std::path::Path;
+//! use fiq::encoder::{ClipEncoder, Encoder, EncoderOptions, ImageSource};
+//!
+//! let encoder = ClipEncoder::load(Path::new("models/clip-vit-base-patch32"), &EncoderOptions::default())?;
+//! let texts = encoder.encode_texts(&["a red dress with long sleeves"])?;
+//! let images = encoder.encode_images(&[ImageSource::Path(Path::new("catalog/B000123.jpg"))])?;
+//! for result in &images {
+//!     match result {
+//!         Ok(vector) => assert_eq!(vector.len(), encoder.info().embed_dim),
+//!         Err(skipped) => eprintln!("skipping: {skipped}"),
+//!     }
+//! }
+//! # Ok::<(), fiq::encoder::EncoderError>(())
+//! ```
+
+mod checkpoint;
+mod clip;
+pub(crate) mod config;
+mod cpu_kernels;
+mod error;
+pub(crate) mod model;
+mod preprocess;
+mod resample;
+mod tokenizer;
+
+use std::path::Path;
+
+pub use clip::ClipEncoder;
+pub use error::{EncoderError, ImageError};
+pub use preprocess::{ImagePreprocessor, Normalization, Resize};
+
+/// Turns images and texts into L2-normalized vectors of one embedding space.
+pub trait Encoder: Send + Sync {
+    /// What model this is; indexes store it and refuse queries from another.
+    fn info(&self) -> &ModelInfo;
+
+    /// One slot per input, in input order: the unit vector, or why that image was skipped.
+    /// Fails as a whole only when the model itself fails.
+    fn encode_images(
+        &self,
+        images: &[ImageSource<'_>],
+    ) -> Result<Vec<Result<Vec<f32>, ImageError>>, EncoderError>;
+
+    /// One unit vector per text, in input order. Fails on an empty text, naming its index.
+    fn encode_texts(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EncoderError>;
+}
+
+/// Where an image comes from.
+#[derive(Debug, Clone, Copy)]
+pub enum ImageSource<'a> {
+    /// A file, decoded (JPEG, PNG, WebP, TIFF, BMP) by its content, not its extension.
+    Path(&'a Path),
+    /// An image already in memory.
+    Image(&'a image::DynamicImage),
+}
+
+impl<'a> From<&'a Path> for ImageSource<'a> {
+    fn from(path: &'a Path) -> Self {
+        Self::Path(path)
+    }
+}
+
+impl<'a> From<&'a std::path::PathBuf> for ImageSource<'a> {
+    fn from(path: &'a std::path::PathBuf) -> Self {
+        Self::Path(path)
+    }
+}
+
+impl<'a> From<&'a image::DynamicImage> for ImageSource<'a> {
+    fn from(image: &'a image::DynamicImage) -> Self {
+        Self::Image(image)
+    }
+}
+
+/// The identity of an encoder, stored with every index built from it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ModelInfo {
+    /// Human-readable name (the model directory's name).
+    pub name: String,
+    /// Length of every vector.
+    pub embed_dim: usize,
+    /// 16 hex digits hashing the architecture read from config.json, every tensor's name, shape and type,
+    /// a sample of every tensor's bytes, and the preprocessing.
+    pub fingerprint: String,
+    /// How images become model input, e.g. `rgb-over-white,shortside,bicubic-pil,center-crop224,norm-clip`.
+    pub preprocessing: String,
+}
+
+impl ModelInfo {
+    /// Whether vectors from `other` can be compared with vectors from `self`.
+    pub fn is_compatible_with(&self, other: &ModelInfo) -> bool {
+        self.fingerprint == other.fingerprint && self.embed_dim == other.embed_dim
+    }
+}
+
+/// Where the model runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ComputeDevice {
+    #[default]
+    Cpu,
+    /// A CUDA GPU by ordinal; needs the `cuda` cargo feature.
+    Cuda(usize),
+}
+
+/// The float type of weights and activations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    #[default]
+    F32,
+    /// Half precision; for GPUs.
+    F16,
+    /// bfloat16; for GPUs (candle has no bf16 matmul on CPU).
+    BF16,
+}
+
+/// How an encoder is loaded and how it batches.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EncoderOptions {
+    pub device: ComputeDevice,
+    pub precision: Precision,
+    /// How images are squared (the reference CLIP processor by default).
+    pub resize: Resize,
+    pub normalization: Normalization,
+    /// Inputs per forward pass.
+    pub batch_size: usize,
+    /// Show a progress bar on stderr for calls with more than one batch.
+    pub progress: bool,
+}
+
+impl Default for EncoderOptions {
+    fn default() -> Self {
+        Self {
+            device: ComputeDevice::Cpu,
+            precision: Precision::F32,
+            resize: Resize::ShortSide,
+            normalization: Normalization::Clip,
+            batch_size: 32,
+            progress: false,
+        }
+    }
+}

@@ -1,6 +1,7 @@
 //! One module per subcommand: each has `Args` (its flags) and `run`.
 
 pub mod bench;
+pub mod embed;
 pub mod import;
 pub mod info;
 pub mod search;

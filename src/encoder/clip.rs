@@ -1,0 +1,281 @@
+//! [`ClipEncoder`]: a CLIP checkpoint behind the [`Encoder`] trait, with batching, a decode pipeline
+//! that overlaps the model, and progress reporting.
+
+use std::path::Path;
+use std::sync::mpsc;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+
+use super::checkpoint::{check_tensors, map_weights, Fnv64, ModelFiles};
+use super::config::ClipConfig;
+use super::error::{compute, EncoderError, ImageError};
+use super::model::{pool_position, ClipModel, Kernels};
+use super::preprocess::ImagePreprocessor;
+use super::tokenizer::ClipTokenizer;
+use super::{ComputeDevice, Encoder, EncoderOptions, ImageSource, ModelInfo, Precision};
+
+/// A CLIP model loaded from a Hugging Face model directory.
+pub struct ClipEncoder {
+    model: ClipModel,
+    config: ClipConfig,
+    tokenizer: ClipTokenizer,
+    preprocessor: ImagePreprocessor,
+    info: ModelInfo,
+    device: Device,
+    dtype: DType,
+    batch_size: usize,
+    progress: bool,
+}
+
+impl ClipEncoder {
+    /// Loads `dir/config.json`, `dir/model.safetensors` (memory-mapped) and `dir/tokenizer.json`.
+    ///
+    /// Fails with an error naming the file, field or tensor when a file is missing, the config asks for
+    /// something unsupported, or a tensor is absent or mis-shaped.
+    pub fn load(dir: &Path, options: &EncoderOptions) -> Result<Self, EncoderError> {
+        let files = ModelFiles::locate(dir)?;
+        let config_text =
+            std::fs::read_to_string(&files.config).map_err(|source| EncoderError::Io {
+                path: files.config.clone(),
+                source,
+            })?;
+        let config = ClipConfig::from_json(&config_text, &files.config)?;
+        let (device, dtype) = resolve_device(options.device, options.precision)?;
+
+        let weights = map_weights(&files.weights)?;
+        let mut hasher = Fnv64::new();
+        hasher.write(b"fiq-clip-1");
+        hasher.write(format!("{config:?}").as_bytes());
+        check_tensors(&weights, &files.weights, &config, &mut hasher)?;
+        let vb = VarBuilder::from_backend(Box::new(weights), dtype, device.clone());
+        let model =
+            ClipModel::new(&config, Kernels::Fused, vb).map_err(compute("building the model"))?;
+
+        let tokenizer = ClipTokenizer::load(&files.tokenizer, config.text.max_position_embeddings)?;
+        let preprocessor = ImagePreprocessor::new(
+            config.vision.image_size,
+            options.resize,
+            options.normalization,
+        );
+        hasher.write(preprocessor.describe().as_bytes());
+        let name = dir
+            .canonicalize()
+            .ok()
+            .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "clip".to_string());
+        let info = ModelInfo {
+            name,
+            embed_dim: config.projection_dim,
+            fingerprint: hasher.finish_hex(),
+            preprocessing: preprocessor.describe(),
+        };
+        Ok(Self {
+            model,
+            config,
+            tokenizer,
+            preprocessor,
+            info,
+            device,
+            dtype,
+            batch_size: options.batch_size.max(1),
+            progress: options.progress,
+        })
+    }
+
+    /// The preprocessing this encoder applies to images.
+    pub fn preprocessor(&self) -> &ImagePreprocessor {
+        &self.preprocessor
+    }
+
+    fn progress_bar(&self, len: usize, what: &str) -> ProgressBar {
+        if !self.progress || len <= self.batch_size {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::new(len as u64);
+        let template = format!(
+            "{what} {{bar:40}} {{pos}}/{{len}} [{{elapsed_precise}}<{{eta_precise}}, {{per_sec}}]"
+        );
+        if let Ok(style) = ProgressStyle::with_template(&template) {
+            bar.set_style(style);
+        }
+        bar
+    }
+
+    /// Embeds one batch of preprocessed images, `pixels` holding `count` channel-first squares.
+    fn embed_pixels(&self, pixels: Vec<f32>, count: usize) -> Result<Vec<Vec<f32>>, EncoderError> {
+        let size = self.preprocessor.size();
+        let input = Tensor::from_vec(pixels, (count, 3, size, size), &self.device)
+            .and_then(|t| t.to_dtype(self.dtype))
+            .map_err(compute("uploading images"))?;
+        let features = self
+            .model
+            .image_features(&input, 0)
+            .map_err(compute("encoding images"))?;
+        rows_to_unit_vectors(&features)
+    }
+
+    /// Embeds one batch of token sequences, padded to the longest.
+    fn embed_tokens(&self, sequences: &[&Vec<u32>]) -> Result<Vec<Vec<f32>>, EncoderError> {
+        let longest = sequences.iter().map(|s| s.len()).max().unwrap_or(0);
+        let mut ids = Vec::with_capacity(sequences.len() * longest);
+        for sequence in sequences {
+            ids.extend_from_slice(sequence);
+            ids.extend(std::iter::repeat_n(
+                self.tokenizer.pad_id(),
+                longest - sequence.len(),
+            ));
+        }
+        let pool_at: Vec<usize> = sequences
+            .iter()
+            .map(|s| pool_position(s, self.config.text.eos_token_id))
+            .collect();
+        let ids = Tensor::from_vec(ids, (sequences.len(), longest), &self.device)
+            .map_err(compute("uploading tokens"))?;
+        let features = self
+            .model
+            .text_features(&ids, &pool_at, 0)
+            .map_err(compute("encoding texts"))?;
+        rows_to_unit_vectors(&features)
+    }
+}
+
+impl Encoder for ClipEncoder {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn encode_images(
+        &self,
+        images: &[ImageSource<'_>],
+    ) -> Result<Vec<Result<Vec<f32>, ImageError>>, EncoderError> {
+        let bar = self.progress_bar(images.len(), "images");
+        let mut results: Vec<Result<Vec<f32>, ImageError>> = Vec::with_capacity(images.len());
+        let preprocessor = &self.preprocessor;
+        std::thread::scope(|scope| {
+            // Decoding the next batch overlaps the model's work on this one; the bound of one batch in
+            // flight caps memory at two batches of pixels.
+            let (sender, receiver) = mpsc::sync_channel::<Vec<Result<Vec<f32>, ImageError>>>(1);
+            scope.spawn(move || {
+                for chunk in images.chunks(self.batch_size) {
+                    let prepared: Vec<_> = chunk
+                        .par_iter()
+                        .map(|source| match source {
+                            ImageSource::Path(path) => preprocessor.load(path),
+                            ImageSource::Image(image) => Ok(preprocessor.preprocess(image)),
+                        })
+                        .collect();
+                    if sender.send(prepared).is_err() {
+                        return; // the consumer stopped on an error
+                    }
+                }
+            });
+            for prepared in receiver {
+                let count = prepared.iter().filter(|r| r.is_ok()).count();
+                let mut pixels = Vec::with_capacity(count * preprocessor.output_len());
+                for item in prepared.iter().flatten() {
+                    pixels.extend_from_slice(item);
+                }
+                let mut vectors = if count > 0 {
+                    self.embed_pixels(pixels, count)?
+                } else {
+                    Vec::new()
+                }
+                .into_iter();
+                bar.inc(prepared.len() as u64);
+                for item in prepared {
+                    results
+                        .push(item.map(|_| vectors.next().expect("one vector per decoded image")));
+                }
+            }
+            Ok::<(), EncoderError>(())
+        })?;
+        bar.finish_and_clear();
+        let non_finite = |r: &Result<Vec<f32>, ImageError>| {
+            r.as_ref().is_ok_and(|v| v.iter().any(|x| !x.is_finite()))
+        };
+        if let Some(index) = results.iter().position(non_finite) {
+            return Err(EncoderError::NonFiniteEmbedding { index });
+        }
+        Ok(results)
+    }
+
+    fn encode_texts(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EncoderError> {
+        let sequences = self.tokenizer.encode(texts)?;
+        // Batching texts of similar length wastes the least work on padding; padding never changes a
+        // vector, so the order of batching is free.
+        let mut order: Vec<usize> = (0..sequences.len()).collect();
+        order.sort_by_key(|&i| sequences[i].len());
+        let bar = self.progress_bar(texts.len(), "texts");
+        let mut vectors = vec![Vec::new(); texts.len()];
+        for batch in order.chunks(self.batch_size) {
+            let batch_sequences: Vec<&Vec<u32>> = batch.iter().map(|&i| &sequences[i]).collect();
+            for (&i, vector) in batch.iter().zip(self.embed_tokens(&batch_sequences)?) {
+                vectors[i] = vector;
+            }
+            bar.inc(batch.len() as u64);
+        }
+        bar.finish_and_clear();
+        if let Some(index) = vectors
+            .iter()
+            .position(|v| v.iter().any(|x| !x.is_finite()))
+        {
+            return Err(EncoderError::NonFiniteEmbedding { index });
+        }
+        Ok(vectors)
+    }
+}
+
+/// Copies (batch, dim) features to the host as f32 and scales each row to unit length.
+fn rows_to_unit_vectors(features: &Tensor) -> Result<Vec<Vec<f32>>, EncoderError> {
+    let rows: Vec<Vec<f32>> = features
+        .to_dtype(DType::F32)
+        .and_then(|t| t.to_vec2::<f32>())
+        .map_err(compute("reading embeddings back"))?;
+    Ok(rows
+        .into_iter()
+        .map(|mut row| {
+            let norm = row
+                .iter()
+                .map(|x| f64::from(*x) * f64::from(*x))
+                .sum::<f64>()
+                .sqrt();
+            if norm > 0.0 {
+                row.iter_mut()
+                    .for_each(|x| *x = (f64::from(*x) / norm) as f32);
+            }
+            row
+        })
+        .collect())
+}
+
+fn resolve_device(
+    device: ComputeDevice,
+    precision: Precision,
+) -> Result<(Device, DType), EncoderError> {
+    let dtype = match precision {
+        Precision::F32 => DType::F32,
+        Precision::F16 => DType::F16,
+        Precision::BF16 => DType::BF16,
+    };
+    match device {
+        ComputeDevice::Cpu => {
+            if dtype == DType::BF16 {
+                return Err(EncoderError::Device {
+                    device: "cpu".into(),
+                    reason: "bf16 matrix multiplication is not implemented on CPU; use f32".into(),
+                });
+            }
+            Ok((Device::Cpu, dtype))
+        }
+        ComputeDevice::Cuda(ordinal) => {
+            let device = Device::new_cuda(ordinal).map_err(|e| EncoderError::Device {
+                device: format!("cuda:{ordinal}"),
+                reason: format!("{e} (is fiq built with the `cuda` feature?)"),
+            })?;
+            Ok((device, dtype))
+        }
+    }
+}
