@@ -25,6 +25,9 @@ pub enum Error {
     /// Computing metrics or running an evaluation.
     #[error(transparent)]
     Eval(#[from] crate::eval::EvalError),
+    /// Building or evaluating a catalog end to end.
+    #[error(transparent)]
+    Pipeline(#[from] crate::pipeline::PipelineError),
     /// Loading or running an image/text encoder: a missing or malformed model file, an unsupported
     /// config, a tensor that is absent or mis-shaped, an empty text.
     #[error(transparent)]

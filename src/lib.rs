@@ -14,6 +14,8 @@ pub mod fashioniq;
 pub mod fusion;
 pub mod index;
 pub mod npy;
+pub mod pipeline;
+pub mod progress;
 pub mod search;
 pub mod synth;
 pub mod train;

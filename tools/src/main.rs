@@ -2,6 +2,7 @@
 //! prints; all the work is in `fiq`.
 
 mod cmd;
+mod model_args;
 mod output;
 
 use clap::{Parser, Subcommand};
@@ -26,6 +27,8 @@ enum Command {
     Bench(cmd::bench::Args),
     Synth(cmd::synth::Args),
     Embed(cmd::embed::Args),
+    Build(cmd::build::Args),
+    Eval(cmd::eval::Args),
 }
 
 fn main() {
@@ -38,6 +41,8 @@ fn main() {
         Command::Bench(args) => cmd::bench::run(args),
         Command::Synth(args) => cmd::synth::run(args),
         Command::Embed(args) => cmd::embed::run(args),
+        Command::Build(args) => cmd::build::run(args),
+        Command::Eval(args) => cmd::eval::run(args),
     };
     if let Err(err) = result {
         if output::is_broken_pipe(&err) {

@@ -1,7 +1,9 @@
 //! One module per subcommand: each has `Args` (its flags) and `run`.
 
 pub mod bench;
+pub mod build;
 pub mod embed;
+pub mod eval;
 pub mod import;
 pub mod info;
 pub mod search;

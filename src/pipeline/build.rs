@@ -1,0 +1,141 @@
+//! Encoding a FashionIQ catalog into an index, resumably.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::{index_model_info, PipelineError};
+use crate::encoder::{Encoder, ImageSource};
+use crate::fashioniq::Dataset;
+use crate::index::{IndexWriter, ItemMeta};
+
+/// How to build.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// Images encoded between commits: an interrupted build loses at most this many encodings.
+    pub commit_every: usize,
+    /// Show a progress bar on stderr.
+    pub progress: bool,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        BuildOptions {
+            commit_every: 1024,
+            progress: true,
+        }
+    }
+}
+
+/// An image that could not be added, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SkippedImage {
+    /// Its key (image name).
+    pub name: String,
+    /// Its file, when resolved.
+    pub path: Option<PathBuf>,
+    /// Why it was skipped.
+    pub reason: String,
+}
+
+/// What a build did.
+#[derive(Debug, Clone, Default)]
+pub struct BuildReport {
+    /// Images encoded and added by this run.
+    pub added: usize,
+    /// Images already in the index (an earlier, interrupted run committed them).
+    pub already_present: usize,
+    /// Images that could not be read or encoded, or were listed twice.
+    pub skipped: Vec<SkippedImage>,
+    /// Time spent decoding, preprocessing and encoding images.
+    pub encode_time: Duration,
+    /// Time spent writing and committing the index.
+    pub index_time: Duration,
+}
+
+/// Encodes every gallery image of `dataset` with `encoder` into the index at `out`, creating it if needed.
+///
+/// Resumable: the index is committed every [`BuildOptions::commit_every`] images, and a rerun skips images
+/// already committed. An image that cannot be read is skipped and reported, never aborting the build.
+pub fn build_catalog(dataset: &Dataset, encoder: &dyn Encoder, out: &Path, options: &BuildOptions) -> crate::Result<BuildReport> {
+    let model = index_model_info(encoder.info());
+    let mut writer = if out.join(fiq_index_format::manifest::MANIFEST_FILE).exists() {
+        let writer = IndexWriter::open(out)?;
+        if writer.model().fingerprint != model.fingerprint {
+            return Err(PipelineError::ModelMismatch {
+                index: out.to_owned(),
+                index_model: writer.model().name.clone(),
+                index_fingerprint: writer.model().fingerprint.clone(),
+                model: model.name,
+                fingerprint: model.fingerprint,
+            }
+            .into());
+        }
+        writer
+    } else {
+        IndexWriter::create(out, encoder.info().embed_dim, model)?
+    };
+
+    let mut report = BuildReport::default();
+    let mut todo: Vec<(String, String, PathBuf)> = Vec::new();
+    let mut listed = std::collections::HashSet::new();
+    for category in dataset.categories() {
+        for image in dataset.gallery(category) {
+            if !listed.insert(image.name.clone()) {
+                report.skipped.push(SkippedImage {
+                    name: image.name.clone(),
+                    path: image.path.clone(),
+                    reason: format!("listed again in {category}; an image belongs to one category"),
+                });
+                continue;
+            }
+            if writer.contains(&image.name)? {
+                report.already_present += 1;
+                continue;
+            }
+            match &image.path {
+                Some(path) => todo.push((image.name.clone(), category.as_str().to_owned(), path.clone())),
+                None => report.skipped.push(SkippedImage {
+                    name: image.name.clone(),
+                    path: None,
+                    reason: "no image file found".into(),
+                }),
+            }
+        }
+    }
+
+    let bar = if options.progress {
+        crate::progress::bar(todo.len() as u64, "encoding")
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    for chunk in todo.chunks(options.commit_every.max(1)) {
+        let started = Instant::now();
+        let sources: Vec<ImageSource<'_>> = chunk.iter().map(|(_, _, path)| ImageSource::Path(path)).collect();
+        let vectors = encoder.encode_images(&sources)?;
+        report.encode_time += started.elapsed();
+
+        let started = Instant::now();
+        for ((name, category, path), vector) in chunk.iter().zip(vectors) {
+            match vector {
+                Ok(vector) => {
+                    let meta = ItemMeta {
+                        category: category.clone(),
+                        source: path.display().to_string(),
+                    };
+                    writer.add(name, &vector, &meta)?;
+                    report.added += 1;
+                }
+                Err(err) => report.skipped.push(SkippedImage {
+                    name: name.clone(),
+                    path: Some(path.clone()),
+                    reason: err.to_string(),
+                }),
+            }
+        }
+        writer.commit()?;
+        report.index_time += started.elapsed();
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    Ok(report)
+}

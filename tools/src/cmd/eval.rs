@@ -1,0 +1,86 @@
+//! `fiq-index eval`: Recall and Precision at 10 and 50 by the FashionIQ protocol.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use fiq::eval::EvalOptions;
+use fiq::fashioniq::{Category, Dataset, LoadOptions, Split};
+use fiq::fusion::Fusion;
+use fiq::index::Index;
+use fiq::pipeline::evaluate_index;
+
+/// Evaluate composed retrieval on a FashionIQ split: each triplet's reference image and its two
+/// captions ("C1 and c2") form a query, searched in its category's gallery.
+///
+/// Recall@K: the fraction of queries whose target is among the first K results. Precision@K: the number
+/// of relevant results in the first K divided by K, averaged over queries; FashionIQ has exactly one
+/// relevant target per query, so P@K = R@K / K. Averages are unweighted means over categories, as in the
+/// papers. The reference image stays in the gallery (FashionIQ protocol) unless --exclude-reference.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The FashionIQ root (captions/, image_splits/, images/).
+    #[arg(long)]
+    fashioniq: PathBuf,
+    /// The index built from this split's gallery with the same model.
+    #[arg(long)]
+    index: PathBuf,
+    /// Categories to evaluate (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "dress,shirt,toptee")]
+    categories: Vec<Category>,
+    /// The split to evaluate (it must have targets: train or val).
+    #[arg(long, default_value = "val")]
+    split: Split,
+    /// How image and text vectors are fused: `sum`, `weighted` (see --alpha), `text` or `image` only.
+    #[arg(long, value_parser = ["sum", "weighted", "text", "image"], default_value = "sum")]
+    fusion: String,
+    /// The text's weight for --fusion weighted.
+    #[arg(long, default_value_t = 0.5)]
+    alpha: f32,
+    /// Remove each query's reference image from its results.
+    #[arg(long)]
+    exclude_reference: bool,
+    /// Also report the text-only and image-only baselines.
+    #[arg(long)]
+    baselines: bool,
+    /// Write the report(s) as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    #[command(flatten)]
+    model: crate::model_args::ModelArgs,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let dataset = Dataset::load(&args.fashioniq, &args.categories, args.split, LoadOptions::default())?;
+    let index = Index::open(&args.index)?;
+    let encoder = args.model.load()?;
+    let chosen = match args.fusion.as_str() {
+        "weighted" => Fusion::Weighted { alpha: args.alpha },
+        "text" => Fusion::Weighted { alpha: 1.0 },
+        "image" => Fusion::Weighted { alpha: 0.0 },
+        _ => Fusion::Sum,
+    };
+    let mut fusions = vec![chosen];
+    if args.baselines {
+        fusions.push(Fusion::Weighted { alpha: 1.0 });
+        fusions.push(Fusion::Weighted { alpha: 0.0 });
+    }
+    let mut reports = Vec::new();
+    for fusion in fusions {
+        let options = EvalOptions {
+            fusion,
+            exclude_reference: args.exclude_reference,
+            ..EvalOptions::default()
+        };
+        let report = evaluate_index(&dataset, &index, &encoder, &options)?;
+        println!("{report}");
+        reports.push(report);
+    }
+    if let Some(path) = &args.json {
+        let json: Vec<serde_json::Value> = reports
+            .iter()
+            .map(|r| Ok(serde_json::from_str(&r.to_json()?)?))
+            .collect::<anyhow::Result<_>>()?;
+        std::fs::write(path, serde_json::to_string_pretty(&json)?).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
