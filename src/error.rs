@@ -7,6 +7,9 @@ pub enum Error {
     /// The on-disk format: a corrupt, truncated or foreign file.
     #[error(transparent)]
     Format(#[from] fiq_index_format::FormatError),
+    /// The FAISS IVF index: building, opening or searching it.
+    #[error(transparent)]
+    Ann(#[from] crate::ann::AnnError),
 }
 
 /// `Result` with fiq's [`Error`].
