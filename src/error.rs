@@ -32,6 +32,9 @@ pub enum Error {
     /// config, a tensor that is absent or mis-shaped, an empty text.
     #[error(transparent)]
     Encoder(#[from] crate::encoder::EncoderError),
+    /// The FAISS IVF index: building, opening or searching it.
+    #[error(transparent)]
+    Ann(#[from] crate::ann::AnnError),
 }
 
 /// `Result` with fiq's [`Error`].

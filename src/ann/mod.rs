@@ -1,1 +1,48 @@
-//! (being written)
+//! Approximate nearest-neighbor search: a FAISS IVF index kept with the memory-mapped store.
+//!
+//! - [`AnnIndex::build`] trains k-means on a seeded sample of a [`VectorSource`] and adds every row in
+//!   batches; IVF-Flat keeps the vectors in the lists, IVF-SQ8 / IVF-PQ keep compressed codes and
+//!   re-score their candidates with the exact rows of the store (no second full-precision copy).
+//! - [`AnnIndex::write_files`] / [`AnnIndex::open`]: one FAISS file inside the committed index, mapped
+//!   on open (milliseconds; lists are paged in by the searches that touch them).
+//! - [`AnnIndex::search`] / [`AnnIndex::search_batch`] with [`SearchMode::Exact`] or
+//!   [`SearchMode::Ivf`] and a per-call `nprobe`, so a caller can always check against exact search.
+//! - [`tune_nprobe`]: the smallest `nprobe` reaching a recall@k target on held-out queries.
+//!
+//! FAISS stays behind `faiss_ffi`: no FAISS type, pointer or error code appears in this API.
+
+mod build_info;
+mod error;
+mod exact;
+mod faiss_ffi;
+mod index;
+mod params;
+mod progress;
+mod sample;
+mod source;
+#[cfg(test)]
+mod testdata;
+#[cfg(test)]
+mod tests;
+mod top_k;
+mod tune;
+
+pub use build_info::{faiss_cxxflags, faiss_simd_level};
+pub use error::AnnError;
+pub use index::{AnnFile, AnnIndex, SearchMode};
+pub use params::{AnnParams, AnnRecord, ANN_FORMAT_VERSION, METRIC_INNER_PRODUCT};
+pub use progress::Progress;
+pub use source::{normalize_rows, Matrix, VectorSource};
+pub use top_k::Neighbor;
+pub use tune::{held_out_queries, recall_at_k, tune_nprobe, TunePoint, TuneReport};
+
+/// Exact top-`k` of every query (row-major, `source.dim()` values each) over all rows of `source`, best
+/// first; the same computation as [`SearchMode::Exact`], for callers without an ANN index.
+pub fn exact_search(
+    source: &dyn VectorSource,
+    queries: &[f32],
+    k: usize,
+) -> Result<Vec<Vec<Neighbor>>, AnnError> {
+    index::check_queries(queries, source.dim())?;
+    Ok(exact::search(source, queries, k))
+}

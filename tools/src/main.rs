@@ -29,6 +29,10 @@ enum Command {
     Embed(cmd::embed::Args),
     Build(cmd::build::Args),
     Eval(cmd::eval::Args),
+    /// Build an IVF (FAISS) index over L2-normalized vectors (a stand-alone ANN directory for now).
+    BuildAnn(cmd::build_ann::Args),
+    Tune(cmd::tune::Args),
+    EvalAnn(cmd::eval_ann::Args),
 }
 
 fn main() {
@@ -43,6 +47,9 @@ fn main() {
         Command::Embed(args) => cmd::embed::run(args),
         Command::Build(args) => cmd::build::run(args),
         Command::Eval(args) => cmd::eval::run(args),
+        Command::BuildAnn(args) => cmd::build_ann::run(args),
+        Command::Tune(args) => cmd::tune::run(args),
+        Command::EvalAnn(args) => cmd::eval_ann::run(args),
     };
     if let Err(err) = result {
         if output::is_broken_pipe(&err) {

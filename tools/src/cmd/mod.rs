@@ -1,11 +1,15 @@
 //! One module per subcommand: each has `Args` (its flags) and `run`.
 
+pub mod ann_store;
 pub mod bench;
 pub mod build;
+pub mod build_ann;
 pub mod embed;
 pub mod eval;
+pub mod eval_ann;
 pub mod import;
 pub mod info;
 pub mod search;
 pub mod synth;
+pub mod tune;
 pub mod verify;

@@ -1,0 +1,559 @@
+//! [`AnnIndex`]: an IVF index over the rows of a [`VectorSource`], built, written, opened (memory-mapped)
+//! and searched, exactly or approximately, through one API.
+
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+use super::build_info::{check_cpu, faiss_simd_level};
+use super::faiss_ffi::RawIndex;
+use super::params::{AnnParams, AnnRecord, ANN_FORMAT_VERSION, METRIC_INNER_PRODUCT};
+use super::progress::Progress;
+use super::sample::sample_ids;
+use super::source::{dot, VectorSource};
+use super::top_k::Neighbor;
+use super::{exact, AnnError};
+
+/// How a search finds its neighbors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchMode {
+    /// Score every row of the store: slow, always right. The reference for recall.
+    Exact,
+    /// Probe the `nprobe` inverted lists closest to the query; `None` uses the index's default
+    /// (the one `tune` recorded).
+    Ivf {
+        /// Lists to probe, `1..=nlist`.
+        nprobe: Option<usize>,
+    },
+}
+
+impl SearchMode {
+    /// IVF search with the index's recorded `nprobe`.
+    pub const IVF_DEFAULT: SearchMode = SearchMode::Ivf { nprobe: None };
+}
+
+/// One file of an ANN index as the index manifest records it: the name inside the index directory, its
+/// length and CRC32 (IEEE), and the [`AnnRecord`] JSON describing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnnFile {
+    /// File name inside the index directory.
+    pub name: String,
+    /// Length in bytes.
+    pub len: u64,
+    /// CRC32 (IEEE, as `crc32fast`) of the whole file.
+    pub crc32: u32,
+    /// [`AnnRecord::to_json`].
+    pub params: String,
+}
+
+/// An IVF index (FAISS) over the rows of a vector store. It holds the coarse quantizer and the inverted
+/// lists; for compressed codes it re-scores candidates with the store's exact rows, so it never keeps a
+/// second full-precision copy of the catalog.
+pub struct AnnIndex {
+    raw: RawIndex,
+    record: AnnRecord,
+    /// Where the FAISS file lives (for messages); `None` before it is written.
+    path: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for AnnIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AnnIndex")
+            .field("record", &self.record)
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+/// The stem of the FAISS file; the full name adds the content CRC so that a new build never overwrites
+/// a file a reader may still have mapped.
+const FILE_STEM: &str = "ann-ivf";
+
+impl AnnIndex {
+    /// Trains an IVF index on a seeded sample of `source` and adds every row in batches.
+    ///
+    /// ```
+    /// use fiq::ann::{AnnIndex, AnnParams, Matrix, SearchMode, VectorSource};
+    /// # fn main() -> Result<(), fiq::ann::AnnError> {
+    /// let rows: Vec<Vec<f32>> = (0..400).map(|i| vec![(i as f32).sin(), (i as f32).cos(), 0.5]).collect();
+    /// let store = Matrix::from_rows_normalized(3, &rows)?;
+    /// let ann = AnnIndex::build(&store, &AnnParams::ivf_flat(4), &())?;
+    /// let hits = ann.search(&store, store.row(17), 5, SearchMode::Ivf { nprobe: Some(4) })?;
+    /// assert_eq!(hits[0].id, 17);
+    /// # Ok(()) }
+    /// ```
+    pub fn build(
+        source: &dyn VectorSource,
+        params: &AnnParams,
+        progress: &dyn Progress,
+    ) -> Result<AnnIndex, AnnError> {
+        let (mut raw, plan) = BuildPlan::new(source, params)?;
+        fill(&mut raw, source, params, &plan, progress)?;
+        Ok(plan.finish(raw, params))
+    }
+
+    /// [`AnnIndex::build`] with k-means training and adding on CUDA device `device`; the index returns
+    /// to the CPU when done and is written, opened and searched like any other.
+    ///
+    /// Unverified: fiq's development machine has no CUDA toolkit, so this has not been compiled there.
+    #[cfg(feature = "faiss-gpu")]
+    pub fn build_on_gpu(
+        source: &dyn VectorSource,
+        params: &AnnParams,
+        device: usize,
+        progress: &dyn Progress,
+    ) -> Result<AnnIndex, AnnError> {
+        use super::faiss_ffi::gpu::{device_count, GpuResources};
+        let devices = device_count()?;
+        if device >= devices {
+            return Err(AnnError::invalid("device", device, "no such CUDA device"));
+        }
+        let (cpu, plan) = BuildPlan::new(source, params)?;
+        let resources = GpuResources::new()?;
+        let mut on_device = cpu.to_gpu(&resources, device)?;
+        fill(&mut on_device, source, params, &plan, progress)?;
+        let raw = on_device.to_cpu()?;
+        drop(on_device);
+        Ok(plan.finish(raw, params))
+    }
+
+    /// Writes the FAISS file into `dir` (durably: fsynced) and returns what the index manifest must
+    /// record about it. The file is named after its CRC32, so it never replaces a file of an earlier
+    /// commit that a reader may have mapped; the caller's commit makes it part of the index.
+    pub fn write_files(&self, dir: &Path) -> Result<Vec<AnnFile>, AnnError> {
+        let staging = dir.join(format!(".{FILE_STEM}-{}.tmp", std::process::id()));
+        self.raw.write(&staging)?;
+        let (len, crc32) = length_and_crc(&staging)?;
+        let name = format!("{FILE_STEM}-{crc32:08x}.faiss");
+        let path = dir.join(&name);
+        File::open(&staging)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| AnnError::io(&staging, e))?;
+        fs::rename(&staging, &path).map_err(|e| AnnError::io(&path, e))?;
+        Ok(vec![AnnFile {
+            name,
+            len,
+            crc32,
+            params: self.record.to_json(),
+        }])
+    }
+
+    /// Opens the ANN index recorded as `files` in the index directory `dir`, without reading its lists.
+    ///
+    /// FAISS maps the file (`IO_FLAG_MMAP_IFC`): the coarse centroids and the inverted lists stay in the
+    /// page cache and are faulted in by the searches that touch them, so opening costs milliseconds and
+    /// little resident memory whatever the catalog size. Lengths are checked here; the CRC32 of the
+    /// whole file is checked only by [`AnnIndex::verify_files`], because reading every byte at open is
+    /// exactly what mapping avoids.
+    ///
+    /// The file must not be modified while open; fiq never rewrites a committed file (new builds get new
+    /// names), and FAISS bounds-checks every section against the mapped length.
+    pub fn open(dir: &Path, files: &[AnnFile]) -> Result<AnnIndex, AnnError> {
+        check_cpu()?;
+        let file = Self::the_file(dir, files)?;
+        let record = AnnRecord::from_json(&file.params)?;
+        let path = dir.join(&file.name);
+        let actual = fs::metadata(&path)
+            .map_err(|e| AnnError::io(&path, e))?
+            .len();
+        if actual != file.len {
+            return Err(AnnError::CorruptFile {
+                path,
+                problem: format!("length {actual} bytes, the manifest records {}", file.len),
+            });
+        }
+        let raw = RawIndex::read_mapped(&path)?;
+        let found = (raw.dim(), raw.len(), raw.nlist());
+        if found != (record.dim, record.len, Some(record.nlist)) {
+            return Err(AnnError::CorruptFile {
+                path,
+                problem: format!(
+                    "FAISS index has dim {}, {} vectors, nlist {:?}; the record says dim {}, {} vectors, nlist {}",
+                    found.0, found.1, found.2, record.dim, record.len, record.nlist
+                ),
+            });
+        }
+        Ok(AnnIndex {
+            raw,
+            record,
+            path: Some(path),
+        })
+    }
+
+    /// Reads every byte of the recorded files and checks length and CRC32.
+    pub fn verify_files(dir: &Path, files: &[AnnFile]) -> Result<(), AnnError> {
+        let file = Self::the_file(dir, files)?;
+        let path = dir.join(&file.name);
+        let (len, crc32) = length_and_crc(&path)?;
+        if (len, crc32) != (file.len, file.crc32) {
+            return Err(AnnError::CorruptFile {
+                path,
+                problem: format!(
+                    "length {len}, CRC32 {crc32:08x}; the manifest records length {}, CRC32 {:08x}",
+                    file.len, file.crc32
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    fn the_file<'a>(dir: &Path, files: &'a [AnnFile]) -> Result<&'a AnnFile, AnnError> {
+        match files {
+            [one] => Ok(one),
+            _ => Err(AnnError::CorruptFile {
+                path: dir.to_path_buf(),
+                problem: format!(
+                    "expected exactly one ANN file in the manifest, found {}",
+                    files.len()
+                ),
+            }),
+        }
+    }
+
+    /// What this index is (the JSON the manifest stores).
+    pub fn record(&self) -> &AnnRecord {
+        &self.record
+    }
+
+    /// Vectors indexed.
+    pub fn len(&self) -> usize {
+        self.record.len
+    }
+
+    /// Whether the index is empty (never, for a built index).
+    pub fn is_empty(&self) -> bool {
+        self.record.len == 0
+    }
+
+    /// Vector dimension.
+    pub fn dim(&self) -> usize {
+        self.record.dim
+    }
+
+    /// Inverted lists.
+    pub fn nlist(&self) -> usize {
+        self.record.nlist
+    }
+
+    /// The length of every inverted list (their balance decides how evenly `nprobe` buys recall).
+    pub fn list_sizes(&self) -> Vec<usize> {
+        self.raw.list_sizes()
+    }
+
+    /// Sets the `nprobe` used when a search names none; persist it by writing [`AnnIndex::record`] back
+    /// into the manifest.
+    pub fn set_default_nprobe(&mut self, nprobe: usize) -> Result<(), AnnError> {
+        self.check_nprobe(nprobe)?;
+        self.record.nprobe = nprobe;
+        Ok(())
+    }
+
+    fn check_nprobe(&self, nprobe: usize) -> Result<(), AnnError> {
+        if nprobe == 0 || nprobe > self.record.nlist {
+            return Err(AnnError::invalid(
+                "nprobe",
+                nprobe,
+                "must be between 1 and nlist",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The `k` best rows for one query, best first. `source` is the store the index was built from: it
+    /// serves exact search and re-ranks compressed candidates.
+    pub fn search(
+        &self,
+        source: &dyn VectorSource,
+        query: &[f32],
+        k: usize,
+        mode: SearchMode,
+    ) -> Result<Vec<Neighbor>, AnnError> {
+        if query.len() != self.record.dim {
+            return Err(AnnError::DimensionMismatch {
+                what: "query".into(),
+                expected: self.record.dim,
+                got: query.len(),
+            });
+        }
+        Ok(self
+            .search_batch(source, query, k, mode)?
+            .pop()
+            .unwrap_or_default())
+    }
+
+    /// [`AnnIndex::search`] for many queries at once (row-major, `dim` each); FAISS spreads them over its
+    /// threads.
+    pub fn search_batch(
+        &self,
+        source: &dyn VectorSource,
+        queries: &[f32],
+        k: usize,
+        mode: SearchMode,
+    ) -> Result<Vec<Vec<Neighbor>>, AnnError> {
+        self.check_source(source)?;
+        check_queries(queries, self.record.dim)?;
+        if k == 0 {
+            return Err(AnnError::invalid("k", 0, "must be at least 1"));
+        }
+        let k = k.min(self.record.len);
+        match mode {
+            SearchMode::Exact => Ok(exact::search(source, queries, k)),
+            SearchMode::Ivf { nprobe } => {
+                let nprobe = nprobe.unwrap_or(self.record.nprobe);
+                self.check_nprobe(nprobe)?;
+                self.search_ivf(source, queries, k, nprobe)
+            }
+        }
+    }
+
+    fn check_source(&self, source: &dyn VectorSource) -> Result<(), AnnError> {
+        if source.dim() != self.record.dim {
+            return Err(AnnError::DimensionMismatch {
+                what: "vector source".into(),
+                expected: self.record.dim,
+                got: source.dim(),
+            });
+        }
+        if source.len() != self.record.len {
+            return Err(AnnError::SourceMismatch {
+                index_len: self.record.len,
+                source_len: source.len(),
+            });
+        }
+        Ok(())
+    }
+
+    fn search_ivf(
+        &self,
+        source: &dyn VectorSource,
+        queries: &[f32],
+        k: usize,
+        nprobe: usize,
+    ) -> Result<Vec<Vec<Neighbor>>, AnnError> {
+        let nq = queries.len() / self.record.dim;
+        let candidates = if self.record.exact_codes {
+            k
+        } else {
+            (k * self.record.rerank_factor).min(self.record.len)
+        };
+        let mut scores = vec![0.0f32; nq * candidates];
+        let mut ids = vec![-1i64; nq * candidates];
+        self.raw
+            .search_ivf(queries, candidates, nprobe, &mut scores, &mut ids)?;
+
+        let per_query = |q: usize| -> Result<Vec<Neighbor>, AnnError> {
+            let range = q * candidates..(q + 1) * candidates;
+            let mut hits = Vec::with_capacity(candidates);
+            for (&id, &score) in ids[range.clone()].iter().zip(&scores[range]) {
+                if id < 0 {
+                    continue; // fewer than `candidates` vectors in the probed lists
+                }
+                if id as usize >= self.record.len {
+                    return Err(self.corrupt(format!(
+                        "FAISS returned id {id}, the index holds {}",
+                        self.record.len
+                    )));
+                }
+                let score = if self.record.exact_codes {
+                    score
+                } else {
+                    dot(
+                        source.row(id as usize),
+                        &queries[q * self.record.dim..(q + 1) * self.record.dim],
+                    )
+                };
+                hits.push(Neighbor {
+                    id: id as u64,
+                    score,
+                });
+            }
+            hits.sort_by(Neighbor::rank_cmp);
+            hits.truncate(k);
+            Ok(hits)
+        };
+        if self.record.exact_codes || nq == 1 {
+            (0..nq).map(per_query).collect()
+        } else {
+            (0..nq).into_par_iter().map(per_query).collect()
+        }
+    }
+
+    fn corrupt(&self, problem: String) -> AnnError {
+        AnnError::CorruptFile {
+            path: self
+                .path
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("<unwritten ANN index>")),
+            problem,
+        }
+    }
+}
+
+pub(crate) fn check_queries(queries: &[f32], dim: usize) -> Result<(), AnnError> {
+    if dim == 0 || queries.is_empty() || queries.len() % dim != 0 {
+        return Err(AnnError::DimensionMismatch {
+            what: format!(
+                "query batch of {} values (not a positive multiple)",
+                queries.len()
+            ),
+            expected: dim,
+            got: queries.len(),
+        });
+    }
+    if let Some(at) = queries.iter().position(|v| !v.is_finite()) {
+        return Err(AnnError::NonFiniteQuery {
+            query: at / dim,
+            position: at % dim,
+        });
+    }
+    Ok(())
+}
+
+fn length_and_crc(path: &Path) -> Result<(u64, u32), AnnError> {
+    let mut file = File::open(path).map_err(|e| AnnError::io(path, e))?;
+    let mut hasher = crc32fast::Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut len = 0u64;
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                hasher.update(&buf[..n]);
+                len += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(AnnError::io(path, e)),
+        }
+    }
+    Ok((len, hasher.finalize()))
+}
+
+/// What [`AnnIndex::build`] settled before touching the data.
+struct BuildPlan {
+    nlist: usize,
+    nprobe: usize,
+    train_size: usize,
+}
+
+impl BuildPlan {
+    fn new(
+        source: &dyn VectorSource,
+        params: &AnnParams,
+    ) -> Result<(RawIndex, BuildPlan), AnnError> {
+        check_cpu()?;
+        params.validate()?;
+        if source.is_empty() {
+            return Err(AnnError::EmptySource);
+        }
+        let raw = RawIndex::from_factory(source.dim(), &params.factory)?;
+        let nlist = raw.nlist().ok_or_else(|| AnnError::NotIvf {
+            factory: params.factory.clone(),
+        })?;
+        let train_size = params.train_size.unwrap_or(64 * nlist).min(source.len());
+        if train_size < nlist {
+            return Err(AnnError::invalid(
+                "train_size",
+                train_size,
+                "k-means needs at least nlist training vectors (FAISS recommends 39 * nlist)",
+            ));
+        }
+        let nprobe = params.nprobe.unwrap_or((nlist / 32).max(1));
+        if nprobe > nlist {
+            return Err(AnnError::invalid("nprobe", nprobe, "cannot exceed nlist"));
+        }
+        Ok((
+            raw,
+            BuildPlan {
+                nlist,
+                nprobe,
+                train_size,
+            },
+        ))
+    }
+
+    fn finish(self, raw: RawIndex, params: &AnnParams) -> AnnIndex {
+        let record = AnnRecord {
+            format: ANN_FORMAT_VERSION,
+            factory: params.factory.clone(),
+            metric: METRIC_INNER_PRODUCT.into(),
+            nlist: self.nlist,
+            nprobe: self.nprobe,
+            rerank_factor: params.rerank_factor,
+            exact_codes: raw.stores_exact_vectors(),
+            dim: raw.dim(),
+            len: raw.len(),
+            trained_on: self.train_size,
+            seed: params.seed,
+            faiss_simd: faiss_simd_level().into(),
+        };
+        AnnIndex {
+            raw,
+            record,
+            path: None,
+        }
+    }
+}
+
+/// Where training and adding happen: the CPU index itself, or its copy on a GPU.
+trait Trainable {
+    fn train(&mut self, sample: &[f32]) -> Result<(), AnnError>;
+    fn add(&mut self, rows: &[f32]) -> Result<(), AnnError>;
+}
+
+impl Trainable for RawIndex {
+    fn train(&mut self, sample: &[f32]) -> Result<(), AnnError> {
+        RawIndex::train(self, sample)
+    }
+    fn add(&mut self, rows: &[f32]) -> Result<(), AnnError> {
+        RawIndex::add(self, rows)
+    }
+}
+
+#[cfg(feature = "faiss-gpu")]
+impl Trainable for super::faiss_ffi::gpu::GpuIndex<'_> {
+    fn train(&mut self, sample: &[f32]) -> Result<(), AnnError> {
+        super::faiss_ffi::gpu::GpuIndex::train(self, sample)
+    }
+    fn add(&mut self, rows: &[f32]) -> Result<(), AnnError> {
+        super::faiss_ffi::gpu::GpuIndex::add(self, rows)
+    }
+}
+
+/// Trains on the seeded sample, then adds every row in batches of `params.add_batch`.
+fn fill(
+    index: &mut dyn Trainable,
+    source: &dyn VectorSource,
+    params: &AnnParams,
+    plan: &BuildPlan,
+    progress: &dyn Progress,
+) -> Result<(), AnnError> {
+    let (dim, len) = (source.dim(), source.len());
+    progress.stage("train", 1);
+    let mut sample = Vec::with_capacity(plan.train_size * dim);
+    for id in sample_ids(len, plan.train_size, params.seed) {
+        sample.extend_from_slice(source.row(id));
+    }
+    index.train(&sample)?;
+    drop(sample);
+    progress.advance(1);
+    progress.finish_stage();
+
+    progress.stage("add", len as u64);
+    let mut batch = Vec::with_capacity(params.add_batch.min(len) * dim);
+    for start in (0..len).step_by(params.add_batch) {
+        let end = (start + params.add_batch).min(len);
+        match source.contiguous_rows(start, end) {
+            Some(rows) => index.add(rows)?,
+            None => {
+                batch.clear();
+                (start..end).for_each(|id| batch.extend_from_slice(source.row(id)));
+                index.add(&batch)?;
+            }
+        }
+        progress.advance((end - start) as u64);
+    }
+    progress.finish_stage();
+    Ok(())
+}

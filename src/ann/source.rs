@@ -1,0 +1,125 @@
+//! Where the exact vectors live. The ANN layer never owns a full-precision copy of the catalog: it reads
+//! rows from a [`VectorSource`] (the memory-mapped store in production, a [`Matrix`] in tests) for exact
+//! search and for re-ranking compressed candidates.
+
+use super::AnnError;
+
+/// Read access to `len()` rows of `dim()` f32, with dense ids `0..len()`.
+///
+/// Rows are L2-normalized, so the inner product is the cosine similarity.
+pub trait VectorSource: Sync {
+    /// The dimension of every row.
+    fn dim(&self) -> usize;
+    /// The number of rows.
+    fn len(&self) -> usize;
+    /// Row `id`; `id < len()`.
+    fn row(&self, id: usize) -> &[f32];
+    /// Rows `start..end` as one slice when they are stored contiguously, so that exact search can multiply
+    /// them without gathering. `None` (the default) makes callers copy row by row.
+    fn contiguous_rows(&self, start: usize, end: usize) -> Option<&[f32]> {
+        let _ = (start, end);
+        None
+    }
+    /// Whether there are no rows.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// An in-memory row-major matrix: the simplest [`VectorSource`].
+///
+/// ```
+/// use fiq::ann::{Matrix, VectorSource};
+/// let m = Matrix::new(2, vec![1.0, 0.0, 0.0, 1.0]).unwrap();
+/// assert_eq!(m.len(), 2);
+/// assert_eq!(m.row(1), &[0.0, 1.0]);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Matrix {
+    dim: usize,
+    data: Vec<f32>,
+}
+
+impl Matrix {
+    /// Wraps `data` (row-major, `len * dim` values).
+    pub fn new(dim: usize, data: Vec<f32>) -> Result<Matrix, AnnError> {
+        if dim == 0 {
+            return Err(AnnError::invalid("dim", 0, "must be positive"));
+        }
+        if data.len() % dim != 0 {
+            return Err(AnnError::DimensionMismatch {
+                what: format!("matrix data of {} values", data.len()),
+                expected: dim,
+                got: data.len() % dim,
+            });
+        }
+        Ok(Matrix { dim, data })
+    }
+
+    /// Builds from rows, normalizing each to unit length (zero rows stay zero).
+    pub fn from_rows_normalized(dim: usize, rows: &[Vec<f32>]) -> Result<Matrix, AnnError> {
+        let mut data = Vec::with_capacity(rows.len() * dim);
+        for (i, row) in rows.iter().enumerate() {
+            if row.len() != dim {
+                return Err(AnnError::DimensionMismatch {
+                    what: format!("row {i}"),
+                    expected: dim,
+                    got: row.len(),
+                });
+            }
+            data.extend_from_slice(row);
+        }
+        normalize_rows(&mut data, dim);
+        Matrix::new(dim, data)
+    }
+
+    /// All values, row-major.
+    pub fn as_slice(&self) -> &[f32] {
+        &self.data
+    }
+}
+
+impl VectorSource for Matrix {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+    fn len(&self) -> usize {
+        self.data.len() / self.dim
+    }
+    fn row(&self, id: usize) -> &[f32] {
+        &self.data[id * self.dim..(id + 1) * self.dim]
+    }
+    fn contiguous_rows(&self, start: usize, end: usize) -> Option<&[f32]> {
+        self.data.get(start * self.dim..end * self.dim)
+    }
+}
+
+/// Scales each `dim`-long row of `data` to unit L2 norm; all-zero rows are left as they are.
+pub fn normalize_rows(data: &mut [f32], dim: usize) {
+    for row in data.chunks_exact_mut(dim) {
+        let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+        if norm > 0.0 {
+            row.iter_mut().for_each(|v| *v /= norm);
+        }
+    }
+}
+
+/// The inner product of two equally long vectors.
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    // Eight independent accumulators let the compiler vectorize without reassociating floats itself.
+    let mut acc = [0.0f32; 8];
+    let chunks_a = a.chunks_exact(8);
+    let chunks_b = b.chunks_exact(8);
+    let tail: f32 = chunks_a
+        .remainder()
+        .iter()
+        .zip(chunks_b.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (ca, cb) in chunks_a.zip(chunks_b) {
+        for i in 0..8 {
+            acc[i] += ca[i] * cb[i];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}

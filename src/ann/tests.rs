@@ -1,0 +1,315 @@
+//! The ANN layer against exact search, on small synthetic catalogs.
+
+use std::path::Path;
+
+use super::testdata::mixture;
+use super::*;
+
+const DIM: usize = 32;
+const NLIST: usize = 32;
+
+fn catalog() -> Matrix {
+    mixture(4000, DIM, 11)
+}
+
+fn build(store: &Matrix, factory: &str) -> AnnIndex {
+    let params = AnnParams::with_factory(factory)
+        .with_train_size(4000)
+        .with_seed(5);
+    AnnIndex::build(store, &params, &()).unwrap()
+}
+
+fn write_and_open(ann: &AnnIndex, dir: &Path) -> (AnnIndex, Vec<AnnFile>) {
+    let files = ann.write_files(dir).unwrap();
+    (AnnIndex::open(dir, &files).unwrap(), files)
+}
+
+#[test]
+fn ivf_flat_probing_every_list_is_exact_search() {
+    let store = catalog();
+    let ann = build(&store, "IVF32,Flat");
+    let queries = held_out_queries(&store, 100, 1).unwrap();
+    for k in [10, 50] {
+        let exact = ann
+            .search_batch(&store, queries.as_slice(), k, SearchMode::Exact)
+            .unwrap();
+        let all = SearchMode::Ivf {
+            nprobe: Some(NLIST),
+        };
+        let approx = ann
+            .search_batch(&store, queries.as_slice(), k, all)
+            .unwrap();
+        assert_eq!(recall_at_k(&approx, &exact, k), 1.0, "k = {k}");
+        for (a, e) in approx.iter().zip(&exact) {
+            for (x, y) in a.iter().zip(e) {
+                assert!((x.score - y.score).abs() < 1e-5);
+            }
+        }
+    }
+}
+
+#[test]
+fn the_data_is_not_trivial_for_ivf() {
+    // If one probe already found every neighbor, none of the other tests would mean anything.
+    let store = catalog();
+    let ann = build(&store, "IVF32,Flat");
+    let queries = held_out_queries(&store, 100, 2).unwrap();
+    let exact = ann
+        .search_batch(&store, queries.as_slice(), 10, SearchMode::Exact)
+        .unwrap();
+    let one = ann
+        .search_batch(
+            &store,
+            queries.as_slice(),
+            10,
+            SearchMode::Ivf { nprobe: Some(1) },
+        )
+        .unwrap();
+    let recall = recall_at_k(&one, &exact, 10);
+    assert!(recall < 0.8, "recall@10 with nprobe = 1 is {recall}");
+}
+
+#[test]
+fn tune_reaches_its_target_on_held_out_queries_and_the_choice_carries_over() {
+    let store = catalog();
+    let mut ann = build(&store, "IVF32,Flat");
+    let tuning = held_out_queries(&store, 500, 3).unwrap();
+    let report = tune_nprobe(&ann, &store, tuning.as_slice(), 10, 0.95).unwrap();
+    let chosen = report
+        .chosen
+        .expect("IVF-Flat always reaches any target at nprobe = nlist");
+    let at = |n: usize| {
+        report
+            .points
+            .iter()
+            .find(|p| p.nprobe == n)
+            .map(|p| p.recall)
+    };
+    assert!(at(chosen).unwrap() >= 0.95);
+    if chosen > 1 {
+        assert!(at(chosen - 1).unwrap() < 0.95, "{report:?}");
+    }
+    ann.set_default_nprobe(chosen).unwrap();
+
+    // Fresh queries, never seen by tune, searched with the recorded default: the target carries over up
+    // to the sampling noise of a few hundred queries.
+    let fresh = held_out_queries(&store, 500, 4).unwrap();
+    let exact = ann
+        .search_batch(&store, fresh.as_slice(), 10, SearchMode::Exact)
+        .unwrap();
+    let approx = ann
+        .search_batch(&store, fresh.as_slice(), 10, SearchMode::IVF_DEFAULT)
+        .unwrap();
+    let recall = recall_at_k(&approx, &exact, 10);
+    assert!(
+        recall >= 0.92,
+        "recall@10 on fresh held-out queries: {recall}; {report:?}"
+    );
+
+    // The choice survives writing and reopening.
+    let dir = tempfile::tempdir().unwrap();
+    let (reopened, _) = write_and_open(&ann, dir.path());
+    assert_eq!(reopened.record().nprobe, chosen);
+}
+
+#[test]
+fn compressed_codes_are_reranked_to_exact_scores() {
+    let store = catalog();
+    let queries = held_out_queries(&store, 50, 5).unwrap();
+    for factory in ["IVF32,SQ8", "IVF32,PQ8np"] {
+        let ann = build(&store, factory);
+        assert!(!ann.record().exact_codes);
+        let hits = ann
+            .search_batch(
+                &store,
+                queries.as_slice(),
+                10,
+                SearchMode::Ivf { nprobe: Some(8) },
+            )
+            .unwrap();
+        for (q, list) in hits.iter().enumerate() {
+            assert_eq!(list.len(), 10);
+            for hit in list {
+                let exact = source::dot(store.row(hit.id as usize), queries.row(q));
+                assert_eq!(hit.score, exact, "{factory}: query {q}, id {}", hit.id);
+            }
+            assert!(list.windows(2).all(|w| w[0].score >= w[1].score));
+        }
+        let exact = ann
+            .search_batch(&store, queries.as_slice(), 10, SearchMode::Exact)
+            .unwrap();
+        let all = ann
+            .search_batch(
+                &store,
+                queries.as_slice(),
+                10,
+                SearchMode::Ivf {
+                    nprobe: Some(NLIST),
+                },
+            )
+            .unwrap();
+        let recall = recall_at_k(&all, &exact, 10);
+        assert!(
+            recall >= 0.9,
+            "{factory}: recall@10 at nprobe = nlist is {recall}"
+        );
+    }
+}
+
+#[test]
+fn reopening_gives_identical_results_and_maps_the_file() {
+    let store = catalog();
+    let queries = held_out_queries(&store, 40, 6).unwrap();
+    for factory in ["IVF32,Flat", "IVF32,SQ8"] {
+        let ann = build(&store, factory);
+        let dir = tempfile::tempdir().unwrap();
+        let (reopened, files) = write_and_open(&ann, dir.path());
+        assert_eq!(reopened.record(), ann.record());
+        assert_eq!(reopened.list_sizes(), ann.list_sizes());
+        AnnIndex::verify_files(dir.path(), &files).unwrap();
+        for nprobe in [1, 4, NLIST] {
+            let mode = SearchMode::Ivf {
+                nprobe: Some(nprobe),
+            };
+            let before = ann
+                .search_batch(&store, queries.as_slice(), 10, mode)
+                .unwrap();
+            let after = reopened
+                .search_batch(&store, queries.as_slice(), 10, mode)
+                .unwrap();
+            assert_eq!(before, after, "{factory}, nprobe {nprobe}");
+        }
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        assert!(
+            maps.contains(files[0].name.as_str()),
+            "FAISS should serve {} from a memory map",
+            files[0].name
+        );
+    }
+}
+
+#[test]
+fn the_same_seed_builds_the_same_file() {
+    let store = catalog();
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let fa = build(&store, "IVF32,SQ8").write_files(a.path()).unwrap();
+    let fb = build(&store, "IVF32,SQ8").write_files(b.path()).unwrap();
+    assert_eq!(fa, fb);
+}
+
+#[test]
+fn single_and_batched_searches_agree() {
+    let store = catalog();
+    let ann = build(&store, "IVF32,SQ8");
+    let queries = held_out_queries(&store, 8, 7).unwrap();
+    let mode = SearchMode::Ivf { nprobe: Some(4) };
+    let batch = ann
+        .search_batch(&store, queries.as_slice(), 5, mode)
+        .unwrap();
+    for (q, expected) in batch.iter().enumerate() {
+        assert_eq!(
+            &ann.search(&store, queries.row(q), 5, mode).unwrap(),
+            expected
+        );
+    }
+}
+
+#[test]
+fn bad_input_is_refused_with_a_reason() {
+    let store = catalog();
+    let ann = build(&store, "IVF32,Flat");
+    let q = store.row(0).to_vec();
+    let ivf = |n| SearchMode::Ivf { nprobe: Some(n) };
+
+    let err = ann
+        .search(&store, &q[..DIM - 1], 5, SearchMode::Exact)
+        .unwrap_err();
+    assert!(
+        matches!(err, AnnError::DimensionMismatch { expected: DIM, got, .. } if got == DIM - 1)
+    );
+    let mut nan = q.clone();
+    nan[3] = f32::NAN;
+    let err = ann.search(&store, &nan, 5, ivf(2)).unwrap_err();
+    assert!(matches!(
+        err,
+        AnnError::NonFiniteQuery {
+            query: 0,
+            position: 3
+        }
+    ));
+    for nprobe in [0, NLIST + 1] {
+        let err = ann.search(&store, &q, 5, ivf(nprobe)).unwrap_err();
+        assert!(
+            matches!(err, AnnError::InvalidParameter { name: "nprobe", .. }),
+            "{err}"
+        );
+    }
+    assert!(matches!(
+        ann.search(&store, &q, 0, ivf(2)).unwrap_err(),
+        AnnError::InvalidParameter { name: "k", .. }
+    ));
+    let smaller = mixture(10, DIM, 1);
+    assert!(matches!(
+        ann.search(&smaller, &q, 5, ivf(2)).unwrap_err(),
+        AnnError::SourceMismatch {
+            index_len: 4000,
+            source_len: 10
+        }
+    ));
+
+    let not_ivf = AnnIndex::build(&store, &AnnParams::with_factory("Flat"), &()).unwrap_err();
+    assert!(matches!(not_ivf, AnnError::NotIvf { .. }));
+    let nonsense =
+        AnnIndex::build(&store, &AnnParams::with_factory("IVF32,Bogus"), &()).unwrap_err();
+    assert!(matches!(nonsense, AnnError::Faiss { .. }), "{nonsense}");
+    let too_few =
+        AnnIndex::build(&store, &AnnParams::ivf_flat(NLIST).with_train_size(10), &()).unwrap_err();
+    assert!(matches!(
+        too_few,
+        AnnError::InvalidParameter {
+            name: "train_size",
+            ..
+        }
+    ));
+    let empty = Matrix::new(DIM, Vec::new()).unwrap();
+    assert!(matches!(
+        AnnIndex::build(&empty, &AnnParams::ivf_flat(4), &()).unwrap_err(),
+        AnnError::EmptySource
+    ));
+}
+
+#[test]
+fn damaged_files_are_reported_not_crashed_on() {
+    let store = catalog();
+    let ann = build(&store, "IVF32,Flat");
+    let dir = tempfile::tempdir().unwrap();
+    let files = ann.write_files(dir.path()).unwrap();
+    let path = dir.path().join(&files[0].name);
+    let bytes = std::fs::read(&path).unwrap();
+
+    // Truncated, with the manifest updated to match: FAISS's own bounds checks must catch it.
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    let mut lying = files.clone();
+    lying[0].len = (bytes.len() / 2) as u64;
+    let err = AnnIndex::open(dir.path(), &lying).unwrap_err();
+    assert!(matches!(err, AnnError::Faiss { .. }), "{err}");
+    // Truncated against the manifest: caught before FAISS sees it.
+    let err = AnnIndex::open(dir.path(), &files).unwrap_err();
+    assert!(matches!(err, AnnError::CorruptFile { .. }), "{err}");
+
+    // Same length, one flipped byte: only the checksum notices.
+    let mut flipped = bytes.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0x40;
+    std::fs::write(&path, &flipped).unwrap();
+    let err = AnnIndex::verify_files(dir.path(), &files).unwrap_err();
+    assert!(err.to_string().contains("CRC32"), "{err}");
+
+    std::fs::remove_file(&path).unwrap();
+    assert!(matches!(
+        AnnIndex::open(dir.path(), &files).unwrap_err(),
+        AnnError::Io { .. }
+    ));
+    let err = AnnIndex::open(dir.path(), &[]).unwrap_err();
+    assert!(matches!(err, AnnError::CorruptFile { .. }));
+}

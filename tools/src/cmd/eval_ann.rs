@@ -1,0 +1,266 @@
+//! `fiq-index eval-ann`: recall against exact search, throughput and latency, open time and resident
+//! memory of an ANN index.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use fiq::ann::{held_out_queries, recall_at_k, AnnIndex, SearchMode, VectorSource};
+use serde::Serialize;
+
+use super::ann_store::{AnnDir, MappedNpy};
+
+/// Measure an ANN index: recall@10/@50 vs exact search, QPS and p50/p99 latency for single queries and
+/// batches, open time, resident memory after open and after the queries.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The ANN directory (made by `fiq-index build`).
+    pub index: PathBuf,
+    /// Query vectors (2-D f32 .npy, L2-normalized). Default: synthetic held-out queries.
+    #[arg(long)]
+    pub queries: Option<PathBuf>,
+    /// Synthetic queries to draw when --queries is not given.
+    #[arg(long, default_value_t = 1000)]
+    pub num_queries: usize,
+    /// Seed of the synthetic queries (use another than tune's to measure on unseen queries).
+    #[arg(long, default_value_t = 2)]
+    pub seed: u64,
+    /// nprobe values to measure, comma-separated (default: the recorded one).
+    #[arg(long, value_delimiter = ',')]
+    pub nprobe: Vec<usize>,
+    /// Queries per batch for the batched measurement.
+    #[arg(long, default_value_t = 100)]
+    pub batch: usize,
+    /// Write the measurements as JSON here too.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+/// Resident memory of this process from /proc/self/status, in KiB.
+#[derive(Debug, Clone, Copy, Serialize, Default)]
+pub struct Resident {
+    pub total_kib: u64,
+    pub anon_kib: u64,
+    pub file_kib: u64,
+}
+
+impl Resident {
+    /// Now; zeros where /proc is unavailable (not Linux).
+    pub fn now() -> Resident {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        Resident {
+            total_kib: field("VmRSS:"),
+            anon_kib: field("RssAnon:"),
+            file_kib: field("RssFile:"),
+        }
+    }
+
+    fn mib(&self) -> String {
+        format!(
+            "{:.1} MiB (anon {:.1}, file-backed {:.1})",
+            self.total_kib as f64 / 1024.0,
+            self.anon_kib as f64 / 1024.0,
+            self.file_kib as f64 / 1024.0
+        )
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct Point {
+    nprobe: usize,
+    recall_at_10: f64,
+    recall_at_50: f64,
+    single_qps: f64,
+    single_p50_ms: f64,
+    single_p99_ms: f64,
+    batch_size: usize,
+    batch_qps: f64,
+    batch_p50_ms: f64,
+    batch_p99_ms: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    factory: String,
+    nlist: usize,
+    vectors: usize,
+    dim: usize,
+    queries: usize,
+    faiss_simd: String,
+    open_ms: f64,
+    resident_before_open: Resident,
+    resident_after_open: Resident,
+    resident_after_queries: Resident,
+    exact_batch_qps: f64,
+    points: Vec<Point>,
+}
+
+fn percentile(sorted_ms: &[f64], p: f64) -> f64 {
+    if sorted_ms.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * sorted_ms.len() as f64).ceil() as usize;
+    sorted_ms[rank.clamp(1, sorted_ms.len()) - 1]
+}
+
+fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {
+    let start = Instant::now();
+    let out = f();
+    (out, start.elapsed().as_secs_f64() * 1e3)
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let dir = AnnDir::read(&args.index)?;
+    let vectors = MappedNpy::open(&dir.vectors_path)?;
+    let resident_before_open = Resident::now();
+    let (ann, open_ms) = timed(|| AnnIndex::open(&dir.dir, &dir.files));
+    let ann = ann.with_context(|| format!("opening the ANN index in {}", dir.dir.display()))?;
+    let resident_after_open = Resident::now();
+
+    let queries: Vec<f32> = match &args.queries {
+        Some(path) => {
+            let q = MappedNpy::open(path)?;
+            (0..q.len())
+                .flat_map(|i| q.row(i).iter().copied())
+                .collect()
+        }
+        None => held_out_queries(&vectors, args.num_queries, args.seed)?
+            .as_slice()
+            .to_vec(),
+    };
+    let dim = ann.dim();
+    let nq = queries.len() / dim;
+    let nprobes = if args.nprobe.is_empty() {
+        vec![ann.record().nprobe]
+    } else {
+        args.nprobe.clone()
+    };
+    let batch = args.batch.max(1);
+
+    // Approximate searches first, so that "after queries" shows what serving costs, before exact search
+    // pages in the whole store.
+    let mut measured = Vec::new();
+    for &nprobe in &nprobes {
+        let mode = SearchMode::Ivf {
+            nprobe: Some(nprobe),
+        };
+        let mut single_ms = Vec::with_capacity(nq);
+        let mut found10 = Vec::with_capacity(nq);
+        let single_start = Instant::now();
+        for q in queries.chunks_exact(dim) {
+            let (hits, ms) = timed(|| ann.search(&vectors, q, 10, mode));
+            single_ms.push(ms);
+            found10.push(hits?);
+        }
+        let single_total = single_start.elapsed().as_secs_f64();
+        let mut batch_ms = Vec::new();
+        let batch_start = Instant::now();
+        for chunk in queries.chunks(batch * dim) {
+            let (hits, ms) = timed(|| ann.search_batch(&vectors, chunk, 10, mode));
+            hits?;
+            batch_ms.push(ms);
+        }
+        let batch_total = batch_start.elapsed().as_secs_f64();
+        let found50 = ann.search_batch(&vectors, &queries, 50, mode)?;
+        single_ms.sort_by(f64::total_cmp);
+        batch_ms.sort_by(f64::total_cmp);
+        measured.push((
+            nprobe,
+            found10,
+            found50,
+            single_ms,
+            single_total,
+            batch_ms,
+            batch_total,
+        ));
+    }
+    let resident_after_queries = Resident::now();
+
+    let (exact, exact_ms) = timed(|| ann.search_batch(&vectors, &queries, 50, SearchMode::Exact));
+    let exact = exact?;
+    let mut points = Vec::new();
+    for (nprobe, found10, found50, single_ms, single_total, batch_ms, batch_total) in measured {
+        points.push(Point {
+            nprobe,
+            recall_at_10: recall_at_k(&found10, &exact, 10),
+            recall_at_50: recall_at_k(&found50, &exact, 50),
+            single_qps: nq as f64 / single_total,
+            single_p50_ms: percentile(&single_ms, 50.0),
+            single_p99_ms: percentile(&single_ms, 99.0),
+            batch_size: batch,
+            batch_qps: nq as f64 / batch_total,
+            batch_p50_ms: percentile(&batch_ms, 50.0),
+            batch_p99_ms: percentile(&batch_ms, 99.0),
+        });
+    }
+    let r = ann.record();
+    let report = Report {
+        factory: r.factory.clone(),
+        nlist: r.nlist,
+        vectors: r.len,
+        dim: r.dim,
+        queries: nq,
+        faiss_simd: r.faiss_simd.clone(),
+        open_ms,
+        resident_before_open,
+        resident_after_open,
+        resident_after_queries,
+        exact_batch_qps: nq as f64 / (exact_ms / 1e3),
+        points,
+    };
+    print_report(&report);
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn print_report(r: &Report) {
+    println!(
+        "{}: {} x {}, nlist {}, FAISS {}, {} queries",
+        r.factory, r.vectors, r.dim, r.nlist, r.faiss_simd, r.queries
+    );
+    println!("open: {:.2} ms", r.open_ms);
+    println!("resident before open: {}", r.resident_before_open.mib());
+    println!("resident after open:  {}", r.resident_after_open.mib());
+    println!(
+        "resident after ANN queries: {}",
+        r.resident_after_queries.mib()
+    );
+    println!("exact search (batch): {:.1} QPS", r.exact_batch_qps);
+    println!(
+        "{:>6} {:>9} {:>9} {:>10} {:>9} {:>9} {:>10} {:>10} {:>10}",
+        "nprobe",
+        "R@10",
+        "R@50",
+        "1-q QPS",
+        "p50 ms",
+        "p99 ms",
+        "batch QPS",
+        "b.p50 ms",
+        "b.p99 ms"
+    );
+    for p in &r.points {
+        println!(
+            "{:>6} {:>9.4} {:>9.4} {:>10.1} {:>9.3} {:>9.3} {:>10.1} {:>10.2} {:>10.2}",
+            p.nprobe,
+            p.recall_at_10,
+            p.recall_at_50,
+            p.single_qps,
+            p.single_p50_ms,
+            p.single_p99_ms,
+            p.batch_qps,
+            p.batch_p50_ms,
+            p.batch_p99_ms
+        );
+    }
+}
