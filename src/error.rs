@@ -25,6 +25,9 @@ pub enum Error {
     /// Computing metrics or running an evaluation.
     #[error(transparent)]
     Eval(#[from] crate::eval::EvalError),
+    /// Training a learned fusion: bad options, a failing text encoder, checkpoints.
+    #[error(transparent)]
+    Train(#[from] crate::train::TrainError),
 }
 
 /// `Result` with fiq's [`Error`].
