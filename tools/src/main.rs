@@ -25,6 +25,7 @@ enum Command {
     Verify(cmd::verify::Args),
     Bench(cmd::bench::Args),
     Synth(cmd::synth::Args),
+    Train(cmd::train::Args),
 }
 
 fn main() {
@@ -36,6 +37,7 @@ fn main() {
         Command::Verify(args) => cmd::verify::run(args),
         Command::Bench(args) => cmd::bench::run(args),
         Command::Synth(args) => cmd::synth::run(args),
+        Command::Train(args) => cmd::train::run(args),
     };
     if let Err(err) = result {
         if output::is_broken_pipe(&err) {

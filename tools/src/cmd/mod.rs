@@ -5,4 +5,5 @@ pub mod import;
 pub mod info;
 pub mod search;
 pub mod synth;
+pub mod train;
 pub mod verify;
