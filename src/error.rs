@@ -35,6 +35,9 @@ pub enum Error {
     /// The FAISS IVF index: building, opening or searching it.
     #[error(transparent)]
     Ann(#[from] crate::ann::AnnError),
+    /// Training a learned fusion: bad options, a failing text encoder, checkpoints.
+    #[error(transparent)]
+    Train(#[from] crate::train::TrainError),
 }
 
 /// `Result` with fiq's [`Error`].

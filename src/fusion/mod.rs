@@ -8,8 +8,14 @@
 //! # Ok::<(), fiq::fusion::FusionError>(())
 //! ```
 //!
-//! Extension point: a learned fusion (CLIP4Cir's Combiner) becomes one more [`Fusion`] variant holding the
-//! trained model, dispatched in [`fuse`] and [`fuse_batch`] like the two closed-form methods.
+//! A learned fusion (CLIP4Cir's Combiner, or a learned projection; see [`combiner`]) is the
+//! [`Fusion::Combiner`] variant holding the trained model, dispatched in [`fuse`] and [`fuse_batch`] like the
+//! two closed-form methods.
+
+pub mod combiner;
+
+pub use combiner::{Combiner, CombinerConfig, CombinerError, LearnedFusionKind};
+use std::sync::Arc;
 
 /// How a query is fused from a reference image and a text.
 ///
@@ -27,6 +33,8 @@ pub enum Fusion {
         /// The text's weight.
         alpha: f32,
     },
+    /// A trained model (`fiq-index train` output, loaded with [`Combiner::load`]).
+    Combiner(Arc<Combiner>),
 }
 
 /// Why a query could not be fused. Row numbers refer to the batch; a single [`fuse`] is row 0.
@@ -70,6 +78,15 @@ pub enum FusionError {
         /// `image`, `text` or `fused`.
         which: &'static str,
     },
+    /// The learned fusion model failed on this row.
+    #[error("row {row}: learned fusion failed")]
+    Learned {
+        /// The row.
+        row: usize,
+        /// What failed.
+        #[source]
+        source: CombinerError,
+    },
     /// A weight outside `[0, 1]` or NaN.
     #[error("fusion weight alpha = {alpha} is not in [0, 1]")]
     InvalidAlpha {
@@ -85,6 +102,7 @@ impl Fusion {
             Fusion::Sum => Ok(0.5),
             Fusion::Weighted { alpha } if (0.0..=1.0).contains(&alpha) => Ok(alpha),
             Fusion::Weighted { alpha } => Err(FusionError::InvalidAlpha { alpha }),
+            Fusion::Combiner(_) => unreachable!("learned fusion has no closed-form weight"),
         }
     }
 }
@@ -99,6 +117,9 @@ impl Fusion {
 /// # Ok::<(), FusionError>(())
 /// ```
 pub fn fuse(image: &[f32], text: &[f32], method: &Fusion) -> Result<Vec<f32>, FusionError> {
+    if let Fusion::Combiner(model) = method {
+        return fuse_learned(model, image, text, image.len());
+    }
     let alpha = method.text_weight()?;
     let mut out = vec![0.0; image.len()];
     fuse_row(0, image, text, alpha, &mut out)?;
@@ -112,6 +133,9 @@ pub fn fuse_batch(
     dim: usize,
     method: &Fusion,
 ) -> Result<Vec<f32>, FusionError> {
+    if let Fusion::Combiner(model) = method {
+        return fuse_learned(model, images, texts, dim);
+    }
     let alpha = method.text_weight()?;
     for (which, values) in [("image", images), ("text", texts)] {
         if dim == 0 || values.len() % dim != 0 {
@@ -141,6 +165,42 @@ pub fn fuse_batch(
         fuse_row(row, image, text, alpha, fused)?;
     }
     Ok(out)
+}
+
+/// Checks rows the way the closed-form methods do (same errors), then runs the model on the whole batch.
+fn fuse_learned(
+    model: &Combiner,
+    images: &[f32],
+    texts: &[f32],
+    dim: usize,
+) -> Result<Vec<f32>, FusionError> {
+    for (which, values) in [("image", images), ("text", texts)] {
+        if dim == 0 || values.len() % dim != 0 {
+            return Err(FusionError::BatchShape {
+                which,
+                len: values.len(),
+                dim,
+            });
+        }
+    }
+    if images.len() != texts.len() {
+        return Err(FusionError::DimensionMismatch {
+            row: images.len().min(texts.len()) / dim,
+            image: if images.len() > texts.len() { dim } else { 0 },
+            text: if texts.len() > images.len() { dim } else { 0 },
+        });
+    }
+    for (row, (image, text)) in images
+        .chunks_exact(dim)
+        .zip(texts.chunks_exact(dim))
+        .enumerate()
+    {
+        checked_norm(row, "image", image)?;
+        checked_norm(row, "text", text)?;
+    }
+    model
+        .fuse_batch(images, texts)
+        .map_err(|source| FusionError::Learned { row: 0, source })
 }
 
 fn fuse_row(

@@ -33,6 +33,7 @@ enum Command {
     BuildAnn(cmd::build_ann::Args),
     Tune(cmd::tune::Args),
     EvalAnn(cmd::eval_ann::Args),
+    Train(cmd::train::Args),
 }
 
 fn main() {
@@ -50,6 +51,7 @@ fn main() {
         Command::BuildAnn(args) => cmd::build_ann::run(args),
         Command::Tune(args) => cmd::tune::run(args),
         Command::EvalAnn(args) => cmd::eval_ann::run(args),
+        Command::Train(args) => cmd::train::run(args),
     };
     if let Err(err) = result {
         if output::is_broken_pipe(&err) {

@@ -11,5 +11,6 @@ pub mod import;
 pub mod info;
 pub mod search;
 pub mod synth;
+pub mod train;
 pub mod tune;
 pub mod verify;

@@ -1,0 +1,399 @@
+//! Training: the loss and optimizer against hand computation and candle, the miner, resume, and a short run
+//! on synthetic FashionIQ with fake features.
+
+use super::*;
+use crate::fashioniq::{Category, Dataset, LoadOptions, Split};
+use crate::fusion::{fuse, Combiner, CombinerConfig, Fusion};
+use crate::index::{Index, IndexWriter, ItemMeta, ModelInfo};
+use crate::synth::{generate, SynthOptions};
+use candle_core::{Device, Tensor, Var};
+use candle_nn::Optimizer;
+use std::collections::HashSet;
+use std::sync::Arc;
+
+fn tensor(values: &[f32], shape: &[usize]) -> Tensor {
+    Tensor::from_slice(values, shape, &Device::Cpu).unwrap()
+}
+
+fn close(a: f32, b: f32) -> bool {
+    (a - b).abs() < 1e-5
+}
+
+#[test]
+fn loss_and_gradient_match_hand_computation() {
+    // Two queries, two targets, scale 2, no weighting. Scores s = 2 * q · t.
+    let queries = Var::from_tensor(&tensor(&[1.0, 0.0, 0.0, 1.0], &[2, 2])).unwrap();
+    let targets = tensor(&[0.6, 0.8, 1.0, 0.0], &[2, 2]);
+    let options = LossOptions {
+        logit_scale: 2.0,
+        hard_negative_beta: 0.0,
+    };
+    let loss = contrastive_loss(&queries, &targets, &[7, 9], None, &options).unwrap();
+    // Query 0: positive 1.2, negative 2.0; query 1: positive 0.0, negative 1.6.
+    let l0 = -1.2 + (1.2f32.exp() + 2.0f32.exp()).ln();
+    let l1 = -0.0 + (0.0f32.exp() + 1.6f32.exp()).ln();
+    assert!(close(loss.to_scalar::<f32>().unwrap(), (l0 + l1) / 2.0));
+    // d loss / d q_i = scale / batch * (sum_k p_k t_k - t_i), p the softmax over [positive, negative].
+    let grads = loss.backward().unwrap();
+    let grad = grads.get(&queries).unwrap().to_vec2::<f32>().unwrap();
+    let softmax = |a: f32, b: f32| (a.exp() / (a.exp() + b.exp()), b.exp() / (a.exp() + b.exp()));
+    let (p_pos, p_neg) = softmax(1.2, 2.0);
+    let expected0 = [
+        (p_pos * 0.6 + p_neg * 1.0 - 0.6),
+        (p_pos * 0.8 + p_neg * 0.0 - 0.8),
+    ];
+    let (p_pos, p_neg) = softmax(0.0, 1.6);
+    let expected1 = [
+        (p_pos * 1.0 + p_neg * 0.6 - 1.0),
+        (p_pos * 0.0 + p_neg * 0.8 - 0.0),
+    ];
+    for (got, want) in grad[0]
+        .iter()
+        .zip(expected0)
+        .chain(grad[1].iter().zip(expected1))
+    {
+        assert!(close(*got, want), "gradient {got} vs {want}");
+    }
+
+    // The same target twice: neither is the other's negative, leaving only the positive (loss 0).
+    let loss = contrastive_loss(&queries, &targets, &[7, 7], None, &options).unwrap();
+    assert!(close(loss.to_scalar::<f32>().unwrap(), 0.0));
+}
+
+#[test]
+fn mined_negatives_and_hard_weighting_enter_the_softmax() {
+    // One query per row; batch of 2 with one mined negative each (the second slot of query 1 is empty).
+    let queries = tensor(&[1.0, 0.0, 0.0, 1.0], &[2, 2]);
+    let targets = tensor(&[1.0, 0.0, 0.0, 1.0], &[2, 2]);
+    let mined = tensor(&[0.8, 0.6, 0.0, 0.0, 0.6, 0.8, 0.0, 0.0], &[2, 2, 2]);
+    let valid = [true, false, true, false];
+    let batch = MinedBatch {
+        vectors: &mined,
+        valid: &valid,
+    };
+    let plain = LossOptions {
+        logit_scale: 1.0,
+        hard_negative_beta: 0.0,
+    };
+    // Query 0: positive 1, in-batch negative 0, mined 0.8. Query 1: positive 1, negative 0, mined 0.8.
+    let expected = -1.0 + (1.0f32.exp() + 0.0f32.exp() + 0.8f32.exp()).ln();
+    let loss = contrastive_loss(&queries, &targets, &[1, 2], Some(&batch), &plain).unwrap();
+    assert!(close(loss.to_scalar::<f32>().unwrap(), expected));
+
+    // With beta, weights are 2 * softmax(beta * [0, 0.8]): the harder (mined) negative counts more.
+    let beta = 2.0f32;
+    let hard = LossOptions {
+        logit_scale: 1.0,
+        hard_negative_beta: beta,
+    };
+    let z = 1.0 + (beta * 0.8).exp();
+    let (w_easy, w_hard) = (2.0 / z, 2.0 * (beta * 0.8).exp() / z);
+    let expected = -1.0 + (1.0f32.exp() + w_easy * 1.0 + w_hard * 0.8f32.exp()).ln();
+    let loss = contrastive_loss(&queries, &targets, &[1, 2], Some(&batch), &hard).unwrap();
+    assert!(close(loss.to_scalar::<f32>().unwrap(), expected));
+    assert!(w_hard > 1.0 && w_easy < 1.0);
+}
+
+#[test]
+fn adamw_steps_exactly_like_candles() {
+    let start = [0.5f32, -1.0, 2.0];
+    let ours = Var::from_tensor(&tensor(&start, &[3])).unwrap();
+    let theirs = Var::from_tensor(&tensor(&start, &[3])).unwrap();
+    let params = optim::ParamsAdamW {
+        lr: 0.1,
+        weight_decay: 0.05,
+        ..optim::ParamsAdamW::default()
+    };
+    let mut mine = AdamW::new(&[("w".to_owned(), ours.clone())], params.clone()).unwrap();
+    let mut reference = candle_nn::AdamW::new(vec![theirs.clone()], params).unwrap();
+    for _ in 0..5 {
+        // Loss sum(w^3): a gradient that changes with w.
+        let g1 = ours
+            .as_tensor()
+            .powf(3.0)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        mine.step(&g1).unwrap();
+        let g2 = theirs
+            .as_tensor()
+            .powf(3.0)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        reference.step(&g2).unwrap();
+    }
+    assert_eq!(
+        ours.as_tensor().to_vec1::<f32>().unwrap(),
+        theirs.as_tensor().to_vec1::<f32>().unwrap()
+    );
+}
+
+#[test]
+fn gradients_are_clipped_to_the_global_norm() {
+    let a = Var::from_tensor(&tensor(&[3.0], &[1])).unwrap();
+    let b = Var::from_tensor(&tensor(&[4.0], &[1])).unwrap();
+    // Loss a*3 + b*4: gradients 3 and 4, global norm 5.
+    let loss = ((a.as_tensor() * 3.0).unwrap() + (b.as_tensor() * 4.0).unwrap()).unwrap();
+    let mut grads = loss.sum_all().unwrap().backward().unwrap();
+    let vars = [("a".to_owned(), a.clone()), ("b".to_owned(), b.clone())];
+    let norm = clip_grad_norm(&mut grads, &vars, 1.0).unwrap();
+    assert!(close(norm as f32, 5.0));
+    let ga = grads.get(&a).unwrap().to_vec1::<f32>().unwrap()[0];
+    let gb = grads.get(&b).unwrap().to_vec1::<f32>().unwrap()[0];
+    assert!(close(ga, 0.6) && close(gb, 0.8), "{ga} {gb}");
+}
+
+#[test]
+fn schedule_warms_up_then_decays_to_zero() {
+    // (step, expected) for 10 steps, 2 of warmup, peak 1.
+    let table = [(0, 0.5), (1, 1.0), (2, 1.0), (6, 0.5)];
+    for (step, expected) in table {
+        let lr = learning_rate(step, 10, 2, 1.0);
+        assert!((lr - expected).abs() < 1e-9, "step {step}: {lr}");
+    }
+    assert!(learning_rate(10, 10, 2, 1.0).abs() < 1e-9);
+}
+
+#[test]
+fn miner_returns_only_non_targets_of_the_gallery() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut writer = IndexWriter::create(dir.path(), 2, ModelInfo::default()).unwrap();
+    // Points on the unit circle at angles 0..9 * 10 degrees.
+    for i in 0..10 {
+        let angle = (i as f32 * 10.0).to_radians();
+        writer
+            .add(
+                &format!("k{i}"),
+                &[angle.cos(), angle.sin()],
+                &ItemMeta::default(),
+            )
+            .unwrap();
+    }
+    writer.commit().unwrap();
+    let index = Index::open(dir.path()).unwrap();
+    let galleries = vec![(0..10).collect::<HashSet<u64>>(), [5, 6, 7].into()];
+    let query = [1.0f32, 0.0];
+    let queries = [
+        MiningQuery {
+            query: &query,
+            target: 0,
+            gallery: 0,
+        },
+        MiningQuery {
+            query: &query,
+            target: 5,
+            gallery: 1,
+        },
+    ];
+    let mined = mine_hard_negatives(&index, &queries, &galleries, 3).unwrap();
+    // The target (nearest) is skipped; the next three by angle follow; gallery 1 has only two others.
+    assert_eq!(mined, vec![vec![1, 2, 3], vec![6, 7]]);
+}
+
+#[test]
+fn saved_model_loads_and_fuses_like_the_fusion_variant() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = CombinerConfig {
+        projection_dim: 6,
+        hidden_dim: 8,
+        ..CombinerConfig::combiner(4)
+    };
+    let model = Combiner::init(config, 3, &Device::Cpu).unwrap();
+    model.save(dir.path()).unwrap();
+    let loaded = Combiner::load(dir.path(), &Device::Cpu).unwrap();
+    assert_eq!(loaded, model);
+    let (image, text) = ([1.0, 2.0, 0.0, -1.0], [0.0, 1.0, 1.0, 0.0]);
+    let direct = loaded.fuse(&image, &text).unwrap();
+    let via_enum = fuse(&image, &text, &Fusion::Combiner(Arc::new(loaded))).unwrap();
+    assert_eq!(direct, via_enum);
+    assert!(close(direct.iter().map(|x| x * x).sum::<f32>(), 1.0));
+    // Bad input is an error naming the row, not a panic.
+    let broken = Fusion::Combiner(Arc::new(model));
+    assert!(fuse(&[1.0, f32::NAN, 0.0, 0.0], &text, &broken).is_err());
+    assert!(fuse(&[1.0, 0.0], &[1.0, 0.0], &broken).is_err());
+    // An untrained projection is the plain sum.
+    let projection = Combiner::init(CombinerConfig::projection(4), 0, &Device::Cpu).unwrap();
+    let sum = fuse(&image, &text, &Fusion::Sum).unwrap();
+    for (a, b) in projection.fuse(&image, &text).unwrap().iter().zip(sum) {
+        assert!(close(*a, b));
+    }
+}
+
+/// A small synthetic FashionIQ with a fake-feature index.
+struct Synthetic {
+    _dir: tempfile::TempDir,
+    index: Index,
+    train: TrainingSet,
+    validation: Validation,
+}
+
+fn synthetic(per_category: usize) -> Synthetic {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("fiq");
+    generate(
+        &root,
+        &SynthOptions {
+            per_category,
+            size: 16,
+            seed: 11,
+            ..SynthOptions::default()
+        },
+    )
+    .unwrap();
+    synthetic::write_index(&root, &dir.path().join("index")).unwrap();
+    let index = Index::open(dir.path().join("index")).unwrap();
+    let load = |split| {
+        Dataset::load(
+            &root,
+            &Category::ALL,
+            split,
+            LoadOptions::annotations_only(),
+        )
+        .unwrap()
+    };
+    let train = TrainingSet::build(&load(Split::Train), &index, &synthetic::encode_texts).unwrap();
+    let validation =
+        Validation::build(load(Split::Val), synthetic::DIM, &synthetic::encode_texts).unwrap();
+    Synthetic {
+        _dir: dir,
+        index,
+        train,
+        validation,
+    }
+}
+
+fn small_combiner() -> CombinerConfig {
+    CombinerConfig {
+        projection_dim: 64,
+        hidden_dim: 128,
+        dropout: 0.1,
+        ..CombinerConfig::combiner(synthetic::DIM)
+    }
+}
+
+#[test]
+fn training_lowers_the_loss_and_raises_recall_on_synthetic_data() {
+    let data = synthetic(600);
+    assert_eq!(data.train.skipped, 0);
+    let out = tempfile::tempdir().unwrap();
+    let options = TrainOptions {
+        model: small_combiner(),
+        epochs: 6,
+        batch_size: 64,
+        learning_rate: 3e-3,
+        warmup_steps: 5,
+        loss: LossOptions {
+            logit_scale: 30.0,
+            hard_negative_beta: 0.0,
+        },
+        mined_negatives: 8,
+        mine_every: 2,
+        ..TrainOptions::default()
+    };
+    let summary = train(
+        &data.train,
+        Some(&data.validation),
+        &data.index,
+        &options,
+        out.path(),
+        None,
+    )
+    .unwrap();
+    // The untrained model the run started from (the trainer seeds initialization with the stream's first draw).
+    let untrained = Combiner::init(
+        options.model.clone(),
+        SplitMix64::new(options.seed).next_u64(),
+        &Device::Cpu,
+    )
+    .unwrap();
+    let score = |fusion| {
+        let report = evaluate_fusion(&data.validation, &data.index, fusion).unwrap();
+        (report.average[0].recall + report.average[1].recall) / 2.0
+    };
+    let baseline = score(Fusion::Combiner(Arc::new(untrained)));
+    println!("sum fusion scores {:.3}", score(Fusion::Sum));
+    let first = &summary.history[0];
+    let last = summary.history.last().unwrap();
+    println!("untrained {baseline:.3}; {:#?}", summary.history);
+    assert!(
+        last.loss < first.loss * 0.8,
+        "loss {} -> {}",
+        first.loss,
+        last.loss
+    );
+    let best = summary.history[summary.best_epoch.unwrap() - 1]
+        .score()
+        .unwrap();
+    assert!(
+        best > baseline + 0.05,
+        "trained {best} vs untrained {baseline}"
+    );
+    // The best checkpoint loads and reproduces its score.
+    let loaded = Combiner::load(out.path().join(BEST_DIR), &Device::Cpu).unwrap();
+    let report = evaluate_fusion(
+        &data.validation,
+        &data.index,
+        Fusion::Combiner(Arc::new(loaded)),
+    )
+    .unwrap();
+    assert!(((report.average[0].recall + report.average[1].recall) / 2.0 - best).abs() < 1e-9);
+}
+
+#[test]
+fn resuming_gives_the_same_model_as_an_uninterrupted_run() {
+    let data = synthetic(200);
+    let options = TrainOptions {
+        model: small_combiner(),
+        epochs: 3,
+        batch_size: 16,
+        learning_rate: 1e-3,
+        warmup_steps: 3,
+        mined_negatives: 4,
+        mine_every: 1,
+        seed: 5,
+        ..TrainOptions::default()
+    };
+    let straight = tempfile::tempdir().unwrap();
+    let whole = train(
+        &data.train,
+        None,
+        &data.index,
+        &options,
+        straight.path(),
+        None,
+    )
+    .unwrap();
+    let interrupted = tempfile::tempdir().unwrap();
+    let first_part = TrainOptions {
+        stop_after_epoch: Some(1),
+        ..options.clone()
+    };
+    train(
+        &data.train,
+        None,
+        &data.index,
+        &first_part,
+        interrupted.path(),
+        None,
+    )
+    .unwrap();
+    let resumed = train(
+        &data.train,
+        None,
+        &data.index,
+        &options,
+        interrupted.path(),
+        Some(&last_checkpoint(interrupted.path())),
+    )
+    .unwrap();
+    assert_eq!(resumed.history.len(), 3);
+    assert_eq!(resumed.model, whole.model);
+    for (a, b) in resumed.history.iter().zip(&whole.history) {
+        assert_eq!(a.loss, b.loss);
+    }
+}

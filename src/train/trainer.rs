@@ -1,0 +1,633 @@
+//! The training loop: batches, augmentation, mining, optimization, validation and checkpoints.
+
+use super::data::{TrainingSet, Validation};
+use super::loss::{contrastive_loss, LossOptions, MinedBatch};
+use super::miner::{mine_hard_negatives, MiningQuery};
+use super::optim::{clip_grad_norm, learning_rate, AdamW, ParamsAdamW};
+use super::rng::SplitMix64;
+use super::TrainError;
+use crate::eval::{evaluate, EvalOptions, EvalReport, FnBackend};
+use crate::fashioniq::Category;
+use crate::fusion::combiner::{forward, initial_weights, save_model, tensor_error};
+use crate::fusion::{Combiner, CombinerConfig, Fusion};
+use crate::index::{Index, SearchOptions};
+use candle_core::{Device, Tensor, Var};
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The checkpoint folder under the output folder, rewritten after every epoch.
+pub const LAST_DIR: &str = "last";
+/// The best model so far by validation score.
+pub const BEST_DIR: &str = "best";
+const OPTIMIZER_FILE: &str = "optimizer.safetensors";
+const STATE_FILE: &str = "state.json";
+
+/// How to train.
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    /// The model to train.
+    pub model: CombinerConfig,
+    /// Passes over the training set.
+    pub epochs: usize,
+    /// Triplets per step.
+    pub batch_size: usize,
+    /// Peak learning rate (CLIP4Cir's Combiner: 2e-5 with batch 4096; small sets want more).
+    pub learning_rate: f64,
+    /// AdamW's decoupled weight decay.
+    pub weight_decay: f64,
+    /// Linear warmup steps before the cosine decay.
+    pub warmup_steps: u64,
+    /// Gradients are scaled down when their global L2 norm exceeds this.
+    pub max_grad_norm: f64,
+    /// Loss settings (logit scale, hard-negative weighting).
+    pub loss: LossOptions,
+    /// Mined negatives per query added to the softmax; 0 turns mining off.
+    pub mined_negatives: usize,
+    /// Mining is refreshed every this many epochs (with the model of that moment).
+    pub mine_every: usize,
+    /// Draw one of CLIP4Cir's four caption variants per triplet and step; off uses the evaluation text.
+    pub caption_augmentation: bool,
+    /// Seeds initialization, shuffling, caption draws and dropout.
+    pub seed: u64,
+    /// Show a progress bar on stderr.
+    pub progress: bool,
+    /// Stop (with a checkpoint) after this epoch, to resume later; the schedule still spans `epochs`.
+    pub stop_after_epoch: Option<usize>,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        TrainOptions {
+            model: CombinerConfig::combiner(512),
+            epochs: 10,
+            batch_size: 128,
+            learning_rate: 1e-4,
+            weight_decay: 0.01,
+            warmup_steps: 50,
+            max_grad_norm: 1.0,
+            loss: LossOptions::default(),
+            mined_negatives: 0,
+            mine_every: 2,
+            caption_augmentation: true,
+            seed: 0,
+            progress: false,
+            stop_after_epoch: None,
+        }
+    }
+}
+
+/// What one epoch did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// 1-based epoch number.
+    pub epoch: usize,
+    /// Mean training loss over the epoch's steps.
+    pub loss: f64,
+    /// Training triplets per second (forward, backward, update; not mining or validation).
+    pub examples_per_second: f64,
+    /// Mean R@10 and R@50 over categories on the validation split, when there is one.
+    pub recall_at_10: Option<f64>,
+    /// See `recall_at_10`.
+    pub recall_at_50: Option<f64>,
+}
+
+impl EpochRecord {
+    /// `(mean R@10 + mean R@50) / 2`, the number the best checkpoint is chosen by.
+    pub fn score(&self) -> Option<f64> {
+        Some((self.recall_at_10? + self.recall_at_50?) / 2.0)
+    }
+}
+
+/// The saved progress of a run, next to the weights and optimizer moments in a checkpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RunState {
+    epochs_done: usize,
+    optimizer_steps: u64,
+    rng: SplitMix64,
+    mined: Vec<Vec<u64>>,
+    history: Vec<EpochRecord>,
+    best_epoch: Option<usize>,
+}
+
+/// What a run produced.
+#[derive(Debug, Clone)]
+pub struct TrainSummary {
+    /// One record per epoch, including epochs done before a resume.
+    pub history: Vec<EpochRecord>,
+    /// The epoch of the best validation score, if validated.
+    pub best_epoch: Option<usize>,
+    /// The trained model after the last epoch.
+    pub model: Arc<Combiner>,
+}
+
+/// Trains a learned fusion on `train` (image vectors from `index`), validating on `validation` after each
+/// epoch; writes `out/last/` every epoch and `out/best/` when the score improves. With `resume`, continues
+/// from a `last/` checkpoint (weights, optimizer moments, random stream, mined negatives), so the result
+/// equals an uninterrupted run with the same options.
+pub fn train(
+    train: &TrainingSet,
+    validation: Option<&Validation>,
+    index: &Index,
+    options: &TrainOptions,
+    out: &Path,
+    resume: Option<&Path>,
+) -> Result<TrainSummary, TrainError> {
+    check_options(options, index.dim())?;
+    let device = Device::Cpu;
+    let mut rng = SplitMix64::new(options.seed);
+    let weights = initial_weights(&options.model, rng.next_u64(), &device)?;
+    let vars = to_vars(&options.model, weights)?;
+    let mut optimizer = AdamW::new(
+        &vars,
+        ParamsAdamW {
+            lr: options.learning_rate,
+            weight_decay: options.weight_decay,
+            ..ParamsAdamW::default()
+        },
+    )
+    .map_err(tensor_error("creating the optimizer"))?;
+    let mut state = RunState {
+        epochs_done: 0,
+        optimizer_steps: 0,
+        rng,
+        mined: Vec::new(),
+        history: Vec::new(),
+        best_epoch: None,
+    };
+    if let Some(dir) = resume {
+        state = load_checkpoint(dir, options, &vars, &mut optimizer)?;
+    }
+    let steps_per_epoch = train.examples.len().div_ceil(options.batch_size) as u64;
+    let total_steps = steps_per_epoch * options.epochs as u64;
+    let image_rows = ImageRows::new(index);
+    let progress = progress_bar(options.progress, total_steps, state.optimizer_steps);
+
+    let last_epoch = options
+        .stop_after_epoch
+        .unwrap_or(options.epochs)
+        .min(options.epochs);
+    for epoch in state.epochs_done..last_epoch {
+        if options.mined_negatives > 0
+            && (epoch % options.mine_every == 0 || state.mined.is_empty())
+        {
+            let model = snapshot(&options.model, &vars)?;
+            state.mined = mine(train, index, &image_rows, &model, options.mined_negatives)?;
+        }
+        let mut order: Vec<usize> = (0..train.examples.len()).collect();
+        state.rng.shuffle(&mut order);
+        let started = Instant::now();
+        let mut loss_sum = 0.0;
+        for batch in order.chunks(options.batch_size) {
+            let lr = learning_rate(
+                state.optimizer_steps,
+                total_steps,
+                options.warmup_steps,
+                options.learning_rate,
+            );
+            optimizer.set_learning_rate(lr);
+            let loss = step(
+                train,
+                &image_rows,
+                options,
+                &vars,
+                &mut optimizer,
+                &mut state,
+                batch,
+            )?;
+            loss_sum += loss;
+            state.optimizer_steps += 1;
+            progress.set_message(format!("epoch {} loss {loss:.4}", epoch + 1));
+            progress.inc(1);
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let model = Arc::new(snapshot(&options.model, &vars)?);
+        let report = match validation {
+            Some(validation) => Some(evaluate_fusion(
+                validation,
+                index,
+                Fusion::Combiner(Arc::clone(&model)),
+            )?),
+            None => None,
+        };
+        let record = EpochRecord {
+            epoch: epoch + 1,
+            loss: loss_sum / steps_per_epoch as f64,
+            examples_per_second: train.examples.len() as f64 / seconds.max(1e-9),
+            recall_at_10: report.as_ref().and_then(|r| recall_at(r, 10)),
+            recall_at_50: report.as_ref().and_then(|r| recall_at(r, 50)),
+        };
+        progress.println(format!(
+            "epoch {}: loss {:.4}, {:.0} triplets/s{}",
+            record.epoch,
+            record.loss,
+            record.examples_per_second,
+            record
+                .score()
+                .map(|s| format!(", val (R@10+R@50)/2 = {:.2}", s * 100.0))
+                .unwrap_or_default()
+        ));
+        let best_score = state
+            .best_epoch
+            .and_then(|best| state.history.get(best - 1))
+            .and_then(EpochRecord::score);
+        if let Some(score) = record.score() {
+            if best_score.is_none_or(|best| score > best) {
+                state.best_epoch = Some(record.epoch);
+                model.save(out.join(BEST_DIR))?;
+                write_json(&out.join(BEST_DIR).join("metrics.json"), &record)?;
+            }
+        }
+        state.history.push(record);
+        state.epochs_done = epoch + 1;
+        save_checkpoint(
+            &out.join(LAST_DIR),
+            &options.model,
+            &vars,
+            &optimizer,
+            &state,
+        )?;
+    }
+    progress.finish_and_clear();
+    Ok(TrainSummary {
+        history: state.history,
+        best_epoch: state.best_epoch,
+        model: Arc::new(snapshot(&options.model, &vars)?),
+    })
+}
+
+fn check_options(options: &TrainOptions, dim: usize) -> Result<(), TrainError> {
+    let invalid =
+        |name: &'static str, value: String| Err(TrainError::InvalidOption { name, value });
+    if options.model.feature_dim != dim {
+        return Err(TrainError::ModelDimension {
+            model: options.model.feature_dim,
+            index: dim,
+        });
+    }
+    if options.epochs == 0 {
+        return invalid("epochs", "0".into());
+    }
+    if options.batch_size < 2 {
+        return invalid("batch size", options.batch_size.to_string());
+    }
+    if options.mine_every == 0 {
+        return invalid("mine every", "0".into());
+    }
+    if !(options.learning_rate > 0.0 && options.learning_rate.is_finite()) {
+        return invalid("learning rate", options.learning_rate.to_string());
+    }
+    if !(options.loss.logit_scale > 0.0 && options.loss.logit_scale.is_finite()) {
+        return invalid("logit scale", options.loss.logit_scale.to_string());
+    }
+    if !(options.max_grad_norm > 0.0) {
+        return invalid("max grad norm", options.max_grad_norm.to_string());
+    }
+    Ok(())
+}
+
+/// Index rows by id, copied once (training reads each many times).
+struct ImageRows<'a> {
+    index: &'a Index,
+}
+
+impl<'a> ImageRows<'a> {
+    fn new(index: &'a Index) -> ImageRows<'a> {
+        ImageRows { index }
+    }
+
+    fn gather(&self, ids: impl Iterator<Item = u64>, out: &mut Vec<f32>) -> Result<(), TrainError> {
+        for id in ids {
+            let row = self.index.vector(id).ok_or(TrainError::MissingRow { id })?;
+            out.extend_from_slice(&row);
+        }
+        Ok(())
+    }
+}
+
+fn to_vars(
+    config: &CombinerConfig,
+    mut weights: HashMap<String, Tensor>,
+) -> Result<Vec<(String, Var)>, TrainError> {
+    config
+        .parameters()
+        .into_iter()
+        .map(|(name, _)| {
+            let tensor = weights.remove(&name).ok_or(TrainError::Model(
+                crate::fusion::CombinerError::WeightShape {
+                    name: name.clone(),
+                    expected: Vec::new(),
+                    found: Vec::new(),
+                },
+            ))?;
+            let var = Var::from_tensor(&tensor).map_err(tensor_error("making a parameter"))?;
+            Ok((name, var))
+        })
+        .collect()
+}
+
+fn current_weights(vars: &[(String, Var)]) -> HashMap<String, Tensor> {
+    vars.iter()
+        .map(|(name, var)| (name.clone(), var.as_tensor().clone()))
+        .collect()
+}
+
+/// An inference copy of the current weights (later updates do not reach it).
+fn snapshot(config: &CombinerConfig, vars: &[(String, Var)]) -> Result<Combiner, TrainError> {
+    let mut copied = HashMap::new();
+    for (name, var) in vars {
+        let tensor = var
+            .as_tensor()
+            .copy()
+            .map_err(tensor_error("copying weights"))?;
+        copied.insert(name.clone(), tensor);
+    }
+    Ok(Combiner::from_weights(
+        config.clone(),
+        copied,
+        &Device::Cpu,
+    )?)
+}
+
+/// One optimizer step on `batch`; returns its loss.
+fn step(
+    train: &TrainingSet,
+    images: &ImageRows<'_>,
+    options: &TrainOptions,
+    vars: &[(String, Var)],
+    optimizer: &mut AdamW,
+    state: &mut RunState,
+    batch: &[usize],
+) -> Result<f64, TrainError> {
+    let dim = options.model.feature_dim;
+    let rows = batch.len();
+    let examples: Vec<_> = batch.iter().map(|&i| &train.examples[i]).collect();
+    let mut reference = Vec::with_capacity(rows * dim);
+    images.gather(examples.iter().map(|e| e.candidate), &mut reference)?;
+    let mut target = Vec::with_capacity(rows * dim);
+    images.gather(examples.iter().map(|e| e.target), &mut target)?;
+    let mut text = Vec::with_capacity(rows * dim);
+    for example in &examples {
+        let variant = if options.caption_augmentation {
+            state.rng.below(4)
+        } else {
+            0
+        };
+        text.extend_from_slice(train.texts.row(example.texts[variant]));
+    }
+    let per_query = options.mined_negatives;
+    let mut mined = Vec::new();
+    let mut valid = Vec::new();
+    if per_query > 0 {
+        for &i in batch {
+            let ids = &state.mined[i];
+            images.gather(ids.iter().copied(), &mut mined)?;
+            // Empty slots get a zero vector, masked out of the softmax.
+            mined.resize(mined.len() + (per_query - ids.len()) * dim, 0.0);
+            valid.extend((0..per_query).map(|slot| slot < ids.len()));
+        }
+    }
+    let target_ids: Vec<u64> = examples.iter().map(|e| e.target).collect();
+    let dropout = options.model.dropout;
+    let rng = &mut state.rng;
+    let mut masks = |shape: &[usize]| -> candle_core::Result<Tensor> {
+        let count: usize = shape.iter().product();
+        let keep = 1.0 / (1.0 - dropout);
+        let values: Vec<f32> = (0..count)
+            .map(|_| if rng.unit() < dropout { 0.0 } else { keep })
+            .collect();
+        Tensor::from_vec(values, shape, &Device::Cpu)
+    };
+    let run = || -> candle_core::Result<(f64, candle_core::backprop::GradStore)> {
+        let tensor =
+            |values: Vec<f32>, shape: &[usize]| Tensor::from_vec(values, shape, &Device::Cpu);
+        let reference = tensor(reference, &[rows, dim])?;
+        let text = tensor(text, &[rows, dim])?;
+        let target = tensor(target, &[rows, dim])?;
+        let weights = current_weights(vars);
+        let dropout_masks: Option<&mut dyn FnMut(&[usize]) -> candle_core::Result<Tensor>> =
+            if dropout > 0.0 {
+                Some(&mut masks)
+            } else {
+                None
+            };
+        let queries = forward(&options.model, &weights, &reference, &text, dropout_masks)?;
+        let mined_tensor;
+        let mined_batch = if per_query > 0 {
+            mined_tensor = tensor(mined, &[rows, per_query, dim])?;
+            Some(MinedBatch {
+                vectors: &mined_tensor,
+                valid: &valid,
+            })
+        } else {
+            None
+        };
+        let loss = contrastive_loss(
+            &queries,
+            &target,
+            &target_ids,
+            mined_batch.as_ref(),
+            &options.loss,
+        )?;
+        let value = f64::from(loss.to_scalar::<f32>()?);
+        Ok((value, loss.backward()?))
+    };
+    let (loss, mut grads) = run().map_err(tensor_error("computing the loss"))?;
+    if !loss.is_finite() {
+        return Err(TrainError::NonFiniteLoss {
+            step: state.optimizer_steps,
+        });
+    }
+    clip_grad_norm(&mut grads, vars, options.max_grad_norm)
+        .map_err(tensor_error("clipping gradients"))?;
+    optimizer
+        .step(&grads)
+        .map_err(tensor_error("updating parameters"))?;
+    Ok(loss)
+}
+
+/// Mined negatives for every training example, from queries fused with `model` and the evaluation text.
+fn mine(
+    train: &TrainingSet,
+    index: &Index,
+    images: &ImageRows<'_>,
+    model: &Combiner,
+    per_query: usize,
+) -> Result<Vec<Vec<u64>>, TrainError> {
+    let mut references = Vec::new();
+    images.gather(train.examples.iter().map(|e| e.candidate), &mut references)?;
+    let texts: Vec<f32> = train
+        .examples
+        .iter()
+        .flat_map(|e| train.texts.row(e.texts[0]).iter().copied())
+        .collect();
+    let fused = model.fuse_batch(&references, &texts)?;
+    let dim = model.config().feature_dim;
+    let queries: Vec<MiningQuery<'_>> = train
+        .examples
+        .iter()
+        .zip(fused.chunks_exact(dim))
+        .map(|(example, query)| MiningQuery {
+            query,
+            target: example.target,
+            gallery: example.gallery,
+        })
+        .collect();
+    mine_hard_negatives(index, &queries, &train.galleries, per_query).map_err(|source| {
+        TrainError::Index {
+            context: "mining hard negatives",
+            source: Box::new(source),
+        }
+    })
+}
+
+/// The FashionIQ validation protocol with `fusion` (learned or closed-form), the index holding the images.
+pub fn evaluate_fusion(
+    validation: &Validation,
+    index: &Index,
+    fusion: Fusion,
+) -> Result<EvalReport, TrainError> {
+    let dataset = &validation.dataset;
+    let mut galleries: HashMap<Category, HashSet<u64>> = HashMap::new();
+    for category in dataset.categories() {
+        let mut ids = HashSet::new();
+        for image in dataset.gallery(category) {
+            if let Ok(Some(id)) = index.id_of(&image.name) {
+                ids.insert(id);
+            }
+        }
+        galleries.insert(category, ids);
+    }
+    let boxed = |error: crate::Error| -> crate::eval::BackendError { Box::new(error) };
+    let backend = FnBackend {
+        encode_image: |_: Category, name: &str, _: Option<&Path>| {
+            let id = index.id_of(name).map_err(boxed)?.ok_or_else(|| {
+                format!(
+                    "image {name} is not in the index {}",
+                    index.path().display()
+                )
+            })?;
+            Ok(index
+                .vector(id)
+                .map(|row| row.into_owned())
+                .unwrap_or_default())
+        },
+        encode_texts: |texts: &[String]| {
+            texts
+                .iter()
+                .map(|text| {
+                    validation
+                        .texts
+                        .get(text)
+                        .map(<[f32]>::to_vec)
+                        .ok_or_else(|| format!("text {text:?} was not encoded").into())
+                })
+                .collect()
+        },
+        search: |category: Category, query: &[f32], k: usize| {
+            let gallery = &galleries[&category];
+            let in_gallery = |id: u64| gallery.contains(&id);
+            let options = SearchOptions {
+                filter: Some(&in_gallery),
+            };
+            let neighbors = index.exact_neighbors(query, k, &options).map_err(boxed)?;
+            neighbors
+                .into_iter()
+                .flatten()
+                .map(|n| index.key(n.id).map(str::to_owned).map_err(boxed))
+                .collect()
+        },
+    };
+    let options = EvalOptions {
+        fusion,
+        ..EvalOptions::default()
+    };
+    Ok(evaluate(dataset, &backend, &options)?)
+}
+
+fn recall_at(report: &EvalReport, k: usize) -> Option<f64> {
+    report.average.iter().find(|m| m.k == k).map(|m| m.recall)
+}
+
+fn progress_bar(show: bool, total: u64, done: u64) -> indicatif::ProgressBar {
+    if !show {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_position(done);
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} steps {elapsed}<{eta} {msg}")
+    {
+        bar.set_style(style);
+    }
+    bar
+}
+
+fn checkpoint_error(path: &Path) -> impl Fn(String) -> TrainError + '_ {
+    move |detail| TrainError::Checkpoint {
+        path: path.to_owned(),
+        detail,
+    }
+}
+
+fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), TrainError> {
+    let text =
+        serde_json::to_string_pretty(value).map_err(|e| checkpoint_error(path)(e.to_string()))?;
+    std::fs::write(path, text).map_err(|e| checkpoint_error(path)(e.to_string()))
+}
+
+fn save_checkpoint(
+    dir: &Path,
+    config: &CombinerConfig,
+    vars: &[(String, Var)],
+    optimizer: &AdamW,
+    state: &RunState,
+) -> Result<(), TrainError> {
+    save_model(dir, config, &current_weights(vars))?;
+    let (moments, _) = optimizer
+        .state()
+        .map_err(tensor_error("reading optimizer state"))?;
+    let path = dir.join(OPTIMIZER_FILE);
+    candle_core::safetensors::save(&moments, &path)
+        .map_err(|e| checkpoint_error(&path)(e.to_string()))?;
+    write_json(&dir.join(STATE_FILE), state)
+}
+
+fn load_checkpoint(
+    dir: &Path,
+    options: &TrainOptions,
+    vars: &[(String, Var)],
+    optimizer: &mut AdamW,
+) -> Result<RunState, TrainError> {
+    let model = Combiner::load(dir, &Device::Cpu)?;
+    if model.config() != &options.model {
+        return Err(TrainError::ResumeMismatch {
+            path: dir.to_owned(),
+            saved: model.config().clone(),
+            requested: options.model.clone(),
+        });
+    }
+    for (name, var) in vars {
+        var.set(&model.weights()[name])
+            .map_err(tensor_error("restoring weights"))?;
+    }
+    let state_path = dir.join(STATE_FILE);
+    let text = std::fs::read_to_string(&state_path)
+        .map_err(|e| checkpoint_error(&state_path)(e.to_string()))?;
+    let state: RunState =
+        serde_json::from_str(&text).map_err(|e| checkpoint_error(&state_path)(e.to_string()))?;
+    let path = dir.join(OPTIMIZER_FILE);
+    let moments = candle_core::safetensors::load(&path, &Device::Cpu)
+        .map_err(|e| checkpoint_error(&path)(e.to_string()))?;
+    optimizer
+        .restore(&moments, state.optimizer_steps)
+        .map_err(checkpoint_error(&path))?;
+    Ok(state)
+}
+
+/// Where `train` writes the checkpoint it can resume from.
+pub fn last_checkpoint(out: &Path) -> PathBuf {
+    out.join(LAST_DIR)
+}

@@ -1,0 +1,254 @@
+//! `fiq-index train`: train a learned fusion (CLIP4Cir's Combiner, or a learned projection) on cached
+//! features: image vectors from an index keyed by FashionIQ image names, text vectors from a feature cache.
+
+use anyhow::{bail, Context};
+use fiq::fashioniq::{Category, Dataset, LoadOptions, Split};
+use fiq::fusion::{CombinerConfig, LearnedFusionKind};
+use fiq::index::Index;
+use fiq::train::{synthetic, train, LossOptions, TrainOptions, TrainingSet, Validation};
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+/// Arguments of `fiq-index train`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// FashionIQ root (captions/, image_splits/); images are not read.
+    #[arg(long)]
+    pub fashioniq: PathBuf,
+    /// Index holding the image vectors, keyed by image name (train and val images).
+    #[arg(long)]
+    pub index: PathBuf,
+    /// Text feature cache: a folder with `texts.json` (a JSON array of strings) and `features.npy`
+    /// (float32, one row per text, the index's dimension). It must hold the four training variants of every
+    /// train triplet and the evaluation text of every val triplet; a missing text is an error naming it.
+    #[arg(long, required_unless_present = "synthetic_features")]
+    pub text_features: Option<PathBuf>,
+    /// Synthetic FashionIQ only: write the index from the attribute file (if it does not exist) and use
+    /// fiq's fake bag-of-attribute-words text features instead of a cache. Not CLIP.
+    #[arg(long, conflicts_with = "text_features")]
+    pub synthetic_features: bool,
+    /// What to train.
+    #[arg(long, value_enum, default_value_t = What::Combiner)]
+    pub what: What,
+    /// Output folder: `last/` (checkpoint, rewritten every epoch) and `best/` (best validation score).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Resume from a checkpoint folder (`OUT/last`); the other options must match the original run.
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    /// Categories to train on (default: all three).
+    #[arg(long, value_delimiter = ',')]
+    pub categories: Vec<Category>,
+    /// Epochs.
+    #[arg(long, default_value_t = 10)]
+    pub epochs: usize,
+    /// Triplets per step.
+    #[arg(long, default_value_t = 128)]
+    pub batch_size: usize,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 1e-4)]
+    pub lr: f64,
+    /// AdamW weight decay.
+    #[arg(long, default_value_t = 0.01)]
+    pub weight_decay: f64,
+    /// Warmup steps.
+    #[arg(long, default_value_t = 50)]
+    pub warmup: u64,
+    /// Global gradient-norm clip.
+    #[arg(long, default_value_t = 1.0)]
+    pub max_grad_norm: f64,
+    /// Logit scale (inverse temperature); CLIP4Cir uses 100.
+    #[arg(long, default_value_t = 100.0)]
+    pub logit_scale: f32,
+    /// Hard-negative weighting β (0: plain InfoNCE).
+    #[arg(long, default_value_t = 0.0)]
+    pub hard_negative_beta: f32,
+    /// Negatives mined from the index per query (0: off).
+    #[arg(long, default_value_t = 0)]
+    pub mined_negatives: usize,
+    /// Re-mine every this many epochs.
+    #[arg(long, default_value_t = 2)]
+    pub mine_every: usize,
+    /// Always use the evaluation text instead of CLIP4Cir's four caption variants.
+    #[arg(long)]
+    pub no_caption_augmentation: bool,
+    /// Combiner projection width (default 5× the feature dimension).
+    #[arg(long)]
+    pub projection_dim: Option<usize>,
+    /// Combiner hidden width (default 10× the feature dimension).
+    #[arg(long)]
+    pub hidden_dim: Option<usize>,
+    /// Combiner dropout.
+    #[arg(long, default_value_t = 0.5)]
+    pub dropout: f32,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+/// `--what` values.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum What {
+    /// CLIP4Cir's Combiner.
+    Combiner,
+    /// Learned linear maps before a sum.
+    Projection,
+}
+
+/// Trains, printing one line per epoch and where the models are.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    if args.synthetic_features && !args.index.exists() {
+        let images = synthetic::write_index(&args.fashioniq, &args.index)
+            .with_context(|| format!("writing fake-feature index {}", args.index.display()))?;
+        eprintln!(
+            "wrote {images} fake image vectors to {}",
+            args.index.display()
+        );
+    }
+    let index = Index::open(&args.index)
+        .with_context(|| format!("opening index {}", args.index.display()))?;
+    let dim = index.dim();
+    let cache = match &args.text_features {
+        Some(dir) => Some(read_text_cache(dir, dim)?),
+        None => None,
+    };
+    let encoder = |texts: &[String]| -> Result<Vec<Vec<f32>>, fiq::eval::BackendError> {
+        match &cache {
+            Some(cache) => texts
+                .iter()
+                .map(|text| {
+                    cache.get(text).map(<[f32]>::to_vec).ok_or_else(|| {
+                        format!("text {text:?} is not in the text feature cache").into()
+                    })
+                })
+                .collect(),
+            None => synthetic::encode_texts(texts),
+        }
+    };
+    let categories = if args.categories.is_empty() {
+        Category::ALL.to_vec()
+    } else {
+        args.categories.clone()
+    };
+    let load = |split| {
+        Dataset::load(
+            &args.fashioniq,
+            &categories,
+            split,
+            LoadOptions::annotations_only(),
+        )
+        .with_context(|| {
+            format!(
+                "loading FashionIQ {split} from {}",
+                args.fashioniq.display()
+            )
+        })
+    };
+    let train_set = TrainingSet::build(&load(Split::Train)?, &index, &encoder)
+        .context("preparing the training triplets")?;
+    let validation =
+        Validation::build(load(Split::Val)?, dim, &encoder).context("preparing validation")?;
+    eprintln!(
+        "{} training triplets ({} skipped: an image not in the index)",
+        train_set.examples.len(),
+        train_set.skipped
+    );
+    let model = match args.what {
+        What::Projection => CombinerConfig::projection(dim),
+        What::Combiner => CombinerConfig {
+            projection_dim: args.projection_dim.unwrap_or(dim * 5),
+            hidden_dim: args.hidden_dim.unwrap_or(dim * 10),
+            dropout: args.dropout,
+            ..CombinerConfig::combiner(dim)
+        },
+    };
+    if model.kind == LearnedFusionKind::Projection && args.projection_dim.is_some() {
+        bail!("--projection-dim applies to --what combiner only");
+    }
+    let options = TrainOptions {
+        model,
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        learning_rate: args.lr,
+        weight_decay: args.weight_decay,
+        warmup_steps: args.warmup,
+        max_grad_norm: args.max_grad_norm,
+        loss: LossOptions {
+            logit_scale: args.logit_scale,
+            hard_negative_beta: args.hard_negative_beta,
+        },
+        mined_negatives: args.mined_negatives,
+        mine_every: args.mine_every,
+        caption_augmentation: !args.no_caption_augmentation,
+        seed: args.seed,
+        progress: true,
+        stop_after_epoch: None,
+    };
+    let summary = train(
+        &train_set,
+        Some(&validation),
+        &index,
+        &options,
+        &args.out,
+        args.resume.as_deref(),
+    )
+    .context("training")?;
+    println!("epoch  loss     triplets/s  R@10    R@50");
+    for record in &summary.history {
+        println!(
+            "{:>5}  {:<7.4}  {:>10.0}  {:>6.2}  {:>6.2}",
+            record.epoch,
+            record.loss,
+            record.examples_per_second,
+            record.recall_at_10.unwrap_or_default() * 100.0,
+            record.recall_at_50.unwrap_or_default() * 100.0
+        );
+    }
+    if let Some(best) = summary.best_epoch {
+        let record = &summary.history[best - 1];
+        println!(
+            "best epoch {best}: R@10 {:.2}, R@50 {:.2} -> {}",
+            record.recall_at_10.unwrap_or_default() * 100.0,
+            record.recall_at_50.unwrap_or_default() * 100.0,
+            args.out.join(fiq::train::BEST_DIR).display()
+        );
+    }
+    Ok(())
+}
+
+fn read_text_cache(dir: &std::path::Path, dim: usize) -> anyhow::Result<TextCache> {
+    let texts_path = dir.join("texts.json");
+    let texts: Vec<String> = serde_json::from_str(
+        &std::fs::read_to_string(&texts_path)
+            .with_context(|| format!("reading {}", texts_path.display()))?,
+    )
+    .with_context(|| format!("{} is not a JSON array of strings", texts_path.display()))?;
+    let features_path = dir.join("features.npy");
+    let matrix = fiq::npy::read_matrix(&features_path)?;
+    if matrix.rows != texts.len() || matrix.dim != dim {
+        bail!(
+            "{}: {} rows of {} values, but {} texts and an index of dimension {dim}",
+            features_path.display(),
+            matrix.rows,
+            matrix.dim,
+            texts.len()
+        );
+    }
+    Ok(TextCache {
+        rows: texts
+            .into_iter()
+            .enumerate()
+            .map(|(row, text)| (text, matrix.row(row).to_vec()))
+            .collect(),
+    })
+}
+
+struct TextCache {
+    rows: HashMap<String, Vec<f32>>,
+}
+
+impl TextCache {
+    fn get(&self, text: &str) -> Option<&[f32]> {
+        self.rows.get(text).map(Vec::as_slice)
+    }
+}
