@@ -53,7 +53,8 @@ pub fn read_matrix(path: impl AsRef<Path>) -> Result<Matrix, NpyError> {
     let file = File::open(path).map_err(io)?;
     let npy = npyz::NpyFile::new(BufReader::with_capacity(1 << 20, file)).map_err(io)?;
     let shape = npy.shape().to_vec();
-    let dtype = npy.dtype().descr();
+    // descr() renders a Python literal ('<f4'); compare the type string itself.
+    let dtype = npy.dtype().descr().trim_matches('\'').to_owned();
     let bad_shape = || NpyError::Shape {
         path: path.to_owned(),
         dtype: dtype.clone(),

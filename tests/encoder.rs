@@ -12,6 +12,7 @@ use image::{DynamicImage, ImageBuffer, Luma, Rgb, RgbImage, Rgba};
 use serde::Deserialize;
 
 const CLIP_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
+#[allow(clippy::excessive_precision)]
 const CLIP_STD: [f32; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_11];
 
 fn fixture_dir() -> PathBuf {

@@ -34,6 +34,8 @@ pub enum Normalization {
 }
 
 impl Normalization {
+    // The digits as OpenAI published them, which is what the references parse too.
+    #[allow(clippy::excessive_precision)]
     fn mean_std(self) -> ([f32; 3], [f32; 3]) {
         match self {
             Self::Clip => (
@@ -192,7 +194,7 @@ fn over_white(channel: u8, alpha: u8) -> u8 {
 fn target_pad(image: &RgbImage, ratio: f32) -> RgbImage {
     let (w, h) = (image.width() as f64, image.height() as f64);
     let ratio = f64::from(ratio);
-    if !(ratio >= 1.0) || w.max(h) / w.min(h) < ratio {
+    if ratio.is_nan() || ratio < 1.0 || w.max(h) / w.min(h) < ratio {
         return image.clone();
     }
     let scaled_max_side = w.max(h) / ratio;

@@ -72,7 +72,7 @@ impl std::fmt::Debug for SearchOptions<'_> {
 ///
 /// ```
 /// use fiq::index::{Index, IndexWriter, ItemMeta, ModelInfo};
-/// let dir = tempfile::tempdir()?;
+/// let dir = tempfile::tempdir().unwrap();
 /// let mut writer = IndexWriter::create(dir.path(), 2, ModelInfo::default())?;
 /// writer.add("red-dress", &[1.0, 0.0], &ItemMeta::default())?;
 /// writer.add("blue-dress", &[0.0, 1.0], &ItemMeta::default())?;

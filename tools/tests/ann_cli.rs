@@ -66,7 +66,7 @@ fn build_tune_and_eval_an_ivf_index() {
     write_catalog(&vectors, 3000, 24);
     let index = tmp.path().join("ivf");
     run(fiq_index()
-        .arg("build")
+        .arg("build-ann")
         .arg("--vectors")
         .arg(&vectors)
         .args(["--ivf", "32", "--nprobe", "1"])
@@ -115,7 +115,7 @@ fn vectors_that_are_not_normalized_are_refused() {
     bytes[last..].copy_from_slice(&5.0f32.to_le_bytes());
     std::fs::write(&vectors, bytes).unwrap();
     let out = fiq_index()
-        .arg("build")
+        .arg("build-ann")
         .arg("--vectors")
         .arg(&vectors)
         .args(["--ivf", "4"])
