@@ -56,7 +56,12 @@ pub struct BuildReport {
 ///
 /// Resumable: the index is committed every [`BuildOptions::commit_every`] images, and a rerun skips images
 /// already committed. An image that cannot be read is skipped and reported, never aborting the build.
-pub fn build_catalog(dataset: &Dataset, encoder: &dyn Encoder, out: &Path, options: &BuildOptions) -> crate::Result<BuildReport> {
+pub fn build_catalog(
+    dataset: &Dataset,
+    encoder: &dyn Encoder,
+    out: &Path,
+    options: &BuildOptions,
+) -> crate::Result<BuildReport> {
     let model = index_model_info(encoder.info());
     let mut writer = if out.join(fiq_index_format::manifest::MANIFEST_FILE).exists() {
         let writer = IndexWriter::open(out)?;
@@ -93,7 +98,11 @@ pub fn build_catalog(dataset: &Dataset, encoder: &dyn Encoder, out: &Path, optio
                 continue;
             }
             match &image.path {
-                Some(path) => todo.push((image.name.clone(), category.as_str().to_owned(), path.clone())),
+                Some(path) => todo.push((
+                    image.name.clone(),
+                    category.as_str().to_owned(),
+                    path.clone(),
+                )),
                 None => report.skipped.push(SkippedImage {
                     name: image.name.clone(),
                     path: None,
@@ -110,7 +119,10 @@ pub fn build_catalog(dataset: &Dataset, encoder: &dyn Encoder, out: &Path, optio
     };
     for chunk in todo.chunks(options.commit_every.max(1)) {
         let started = Instant::now();
-        let sources: Vec<ImageSource<'_>> = chunk.iter().map(|(_, _, path)| ImageSource::Path(path)).collect();
+        let sources: Vec<ImageSource<'_>> = chunk
+            .iter()
+            .map(|(_, _, path)| ImageSource::Path(path))
+            .collect();
         let vectors = encoder.encode_images(&sources)?;
         report.encode_time += started.elapsed();
 

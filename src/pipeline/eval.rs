@@ -25,19 +25,25 @@ impl CategoryGalleries {
                 continue;
             }
             let category = index.meta(id)?.category;
-            members.entry(category).or_insert_with(|| vec![false; total])[id as usize] = true;
+            members
+                .entry(category)
+                .or_insert_with(|| vec![false; total])[id as usize] = true;
         }
         Ok(CategoryGalleries { members })
     }
 
     /// Whether `id` is in `category`'s gallery.
     pub fn contains(&self, category: &str, id: u64) -> bool {
-        self.members.get(category).is_some_and(|m| m.get(id as usize).copied().unwrap_or(false))
+        self.members
+            .get(category)
+            .is_some_and(|m| m.get(id as usize).copied().unwrap_or(false))
     }
 
     /// Items in `category`.
     pub fn len(&self, category: &str) -> usize {
-        self.members.get(category).map_or(0, |m| m.iter().filter(|x| **x).count())
+        self.members
+            .get(category)
+            .map_or(0, |m| m.iter().filter(|x| **x).count())
     }
 }
 
@@ -53,7 +59,12 @@ pub struct IndexBackend<'a> {
 }
 
 impl RetrievalBackend for IndexBackend<'_> {
-    fn encode_image(&self, category: Category, name: &str, path: Option<&Path>) -> Result<Vec<f32>, BackendError> {
+    fn encode_image(
+        &self,
+        category: Category,
+        name: &str,
+        path: Option<&Path>,
+    ) -> Result<Vec<f32>, BackendError> {
         if let Some(id) = self.index.id_of(name)? {
             if let Some(v) = self.index.vector(id) {
                 return Ok(v.into_owned());
@@ -66,7 +77,9 @@ impl RetrievalBackend for IndexBackend<'_> {
             }));
         };
         let mut encoded = self.encoder.encode_images(&[ImageSource::Path(path)])?;
-        Ok(encoded.pop().ok_or("the encoder returned no vector for one image")??)
+        Ok(encoded
+            .pop()
+            .ok_or("the encoder returned no vector for one image")??)
     }
 
     fn encode_texts(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, BackendError> {
@@ -74,18 +87,34 @@ impl RetrievalBackend for IndexBackend<'_> {
         Ok(self.encoder.encode_texts(&refs)?)
     }
 
-    fn search(&self, category: Category, query: &[f32], k: usize) -> Result<Vec<String>, BackendError> {
+    fn search(
+        &self,
+        category: Category,
+        query: &[f32],
+        k: usize,
+    ) -> Result<Vec<String>, BackendError> {
         let filter = |id: u64| self.galleries.contains(category.as_str(), id);
-        let options = SearchOptions { filter: Some(&filter) };
+        let options = SearchOptions {
+            filter: Some(&filter),
+        };
         let hits = self.index.search_batch(query, k, &options)?;
         Ok(hits.into_iter().flatten().map(|h| h.key).collect())
     }
 }
 
 /// Evaluates `dataset` against the index with `encoder` (which must be the index's model).
-pub fn evaluate_index(dataset: &Dataset, index: &Index, encoder: &dyn Encoder, options: &EvalOptions) -> crate::Result<EvalReport> {
+pub fn evaluate_index(
+    dataset: &Dataset,
+    index: &Index,
+    encoder: &dyn Encoder,
+    options: &EvalOptions,
+) -> crate::Result<EvalReport> {
     index.check_model(&super::index_model_info(encoder.info()))?;
     let galleries = CategoryGalleries::of(index)?;
-    let backend = IndexBackend { index, encoder, galleries: &galleries };
+    let backend = IndexBackend {
+        index,
+        encoder,
+        galleries: &galleries,
+    };
     Ok(evaluate(dataset, &backend, options)?)
 }

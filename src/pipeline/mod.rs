@@ -20,7 +20,9 @@ pub enum PipelineError {
         fingerprint: String,
     },
     /// A reference image is neither in the index nor available as a file.
-    #[error("reference image {name} ({category}) is not in the index and has no image file to encode")]
+    #[error(
+        "reference image {name} ({category}) is not in the index and has no image file to encode"
+    )]
     MissingReference { category: String, name: String },
 }
 

@@ -45,7 +45,9 @@ impl ModelArgs {
                 _ => Precision::F32,
             },
             resize: match self.resize.as_str() {
-                "targetpad" => Resize::TargetPad { ratio: self.targetpad_ratio },
+                "targetpad" => Resize::TargetPad {
+                    ratio: self.targetpad_ratio,
+                },
                 _ => Resize::ShortSide,
             },
             normalization: match self.normalization.as_str() {
@@ -55,7 +57,8 @@ impl ModelArgs {
             batch_size: self.batch_size,
             progress: !self.quiet,
         };
-        ClipEncoder::load(&self.model, &options).with_context(|| format!("loading model {}", self.model.display()))
+        ClipEncoder::load(&self.model, &options)
+            .with_context(|| format!("loading model {}", self.model.display()))
     }
 }
 

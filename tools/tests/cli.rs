@@ -233,3 +233,92 @@ fn copy_dir(from: &Path, to: &Path) {
         std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
     }
 }
+
+/// The main job on a small synthetic catalog with the tiny test model: synth, build, rebuild (resumes,
+/// adds nothing), eval with baselines; the report has every category plus the average, metrics in range.
+#[test]
+fn synth_build_eval_end_to_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/clip-tiny");
+    let data = tmp.path().join("fashioniq");
+    let index = tmp.path().join("index");
+    run_ok(bin().arg("synth").arg("--out").arg(&data).args([
+        "--per-category",
+        "40",
+        "--seed",
+        "3",
+    ]));
+    let build = |extra: &[&str]| {
+        let out = bin()
+            .arg("build")
+            .arg("--fashioniq")
+            .arg(&data)
+            .arg("--model")
+            .arg(&model)
+            .arg("--out")
+            .arg(&index)
+            .args(["--quiet", "--commit-every", "16"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let first = build(&[]);
+    assert!(
+        first.contains("added") && first.contains("(0 already present)"),
+        "{first}"
+    );
+    let again = build(&[]);
+    assert!(
+        again.contains("added 0 images"),
+        "a rebuild must resume, not re-encode: {again}"
+    );
+    run_ok(bin().arg("verify").arg(&index));
+
+    let json = tmp.path().join("report.json");
+    let table = run_ok(
+        bin()
+            .arg("eval")
+            .arg("--fashioniq")
+            .arg(&data)
+            .arg("--model")
+            .arg(&model)
+            .arg("--index")
+            .arg(&index)
+            .args(["--quiet", "--baselines", "--json"])
+            .arg(&json),
+    );
+    assert!(table.contains("dress") && table.contains("R@10"), "{table}");
+    let reports: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let reports = reports.as_array().unwrap();
+    assert_eq!(
+        reports.len(),
+        3,
+        "chosen fusion plus text-only and image-only"
+    );
+    let text = reports[0].to_string();
+    for category in ["dress", "shirt", "toptee"] {
+        assert!(text.contains(category), "{text}");
+    }
+    // Every number that looks like a recall or precision lies in [0, 1] or [0, 100].
+    fn walk(v: &serde_json::Value, out: &mut Vec<f64>) {
+        match v {
+            serde_json::Value::Number(n) => out.push(n.as_f64().unwrap()),
+            serde_json::Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            serde_json::Value::Object(o) => o.values().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    let mut numbers = Vec::new();
+    walk(&reports[0], &mut numbers);
+    assert!(
+        numbers.iter().all(|x| x.is_finite() && *x >= 0.0),
+        "{numbers:?}"
+    );
+}

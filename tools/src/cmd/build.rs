@@ -32,7 +32,12 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let dataset = Dataset::load(&args.fashioniq, &args.categories, args.split, LoadOptions::default())?;
+    let dataset = Dataset::load(
+        &args.fashioniq,
+        &args.categories,
+        args.split,
+        LoadOptions::default(),
+    )?;
     let encoder = args.model.load()?;
     let options = BuildOptions {
         commit_every: args.commit_every,
@@ -44,10 +49,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let lines: String = report
             .skipped
             .iter()
-            .map(|s| format!("{}\t{}\t{}\n", s.name, s.path.as_ref().map(|p| p.display().to_string()).unwrap_or_default(), s.reason))
+            .map(|s| {
+                format!(
+                    "{}\t{}\t{}\n",
+                    s.name,
+                    s.path
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default(),
+                    s.reason
+                )
+            })
             .collect();
         std::fs::write(&log, lines).with_context(|| format!("writing {}", log.display()))?;
-        eprintln!("{} images skipped; see {}", report.skipped.len(), log.display());
+        eprintln!(
+            "{} images skipped; see {}",
+            report.skipped.len(),
+            log.display()
+        );
     }
     eprintln!(
         "{}: added {} images ({} already present); encode {:.1?}, index {:.1?}",

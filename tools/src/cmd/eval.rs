@@ -50,7 +50,12 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let dataset = Dataset::load(&args.fashioniq, &args.categories, args.split, LoadOptions::default())?;
+    let dataset = Dataset::load(
+        &args.fashioniq,
+        &args.categories,
+        args.split,
+        LoadOptions::default(),
+    )?;
     let index = Index::open(&args.index)?;
     let encoder = args.model.load()?;
     let chosen = match args.fusion.as_str() {
@@ -80,7 +85,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .iter()
             .map(|r| Ok(serde_json::from_str(&r.to_json()?)?))
             .collect::<anyhow::Result<_>>()?;
-        std::fs::write(path, serde_json::to_string_pretty(&json)?).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, serde_json::to_string_pretty(&json)?)
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
 }
