@@ -63,7 +63,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             writer.dim()
         );
     }
-    let bar = crate::output::progress(matrix.rows as u64, "importing");
+    let bar = fiq::progress::bar(matrix.rows as u64, "importing");
     let meta = ItemMeta {
         category: args.category.clone(),
         source: String::new(),
