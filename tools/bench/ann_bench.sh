@@ -7,7 +7,8 @@
 # Environment:
 #   DATA       data and indexes (default /work/bench-data; made by ann_data.py when missing)
 #   PY         python with faiss-cpu + numpy (default /work/venv-faiss/bin/python)
-#   WHEEL_OPT  FAISS_OPT_LEVEL for the wheel: generic | avx2 (default avx2); match it to how FIQ_BIN's
+#   WHEEL_OPT  FAISS_OPT_LEVEL for the wheel: AVX2 (default) | GENERIC (upper case: the wheel's loader
+#              matches "AVX2" exactly and falls back to generic otherwise); match it to how FIQ_BIN's
 #              FAISS was compiled for a like-for-like comparison
 #   BUILD      1: build both indexes per factory (timed); 0: evaluate the indexes a previous run built
 #   FACTORIES  default "IVF1024,Flat IVF1024,SQ8 IVF1024,PQ64np" ("np": no polysemous training, which
@@ -20,7 +21,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 fiq=$1
 DATA=${DATA:-/work/bench-data}
 PY=${PY:-/work/venv-faiss/bin/python}
-WHEEL_OPT=${WHEEL_OPT:-avx2}
+WHEEL_OPT=${WHEEL_OPT:-AVX2}
 BUILD=${BUILD:-1}
 FACTORIES=${FACTORIES:-"IVF1024,Flat IVF1024,SQ8 IVF1024,PQ64np"}
 NPROBE=${NPROBE:-8,16,32,64}

@@ -123,7 +123,7 @@ fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {
 
 pub fn run(args: Args) -> Result<()> {
     let dir = AnnDir::read(&args.index)?;
-    let vectors = MappedNpy::open(&dir.vectors_path)?;
+    let vectors = MappedNpy::open(&dir.vectors_path, true)?;
     let resident_before_open = Resident::now();
     let (ann, open_ms) = timed(|| AnnIndex::open(&dir.dir, &dir.files));
     let ann = ann.with_context(|| format!("opening the ANN index in {}", dir.dir.display()))?;
@@ -131,7 +131,7 @@ pub fn run(args: Args) -> Result<()> {
 
     let queries: Vec<f32> = match &args.queries {
         Some(path) => {
-            let q = MappedNpy::open(path)?;
+            let q = MappedNpy::open(path, false)?;
             (0..q.len())
                 .flat_map(|i| q.row(i).iter().copied())
                 .collect()
@@ -226,7 +226,8 @@ pub fn run(args: Args) -> Result<()> {
         vectors: r.len,
         dim: r.dim,
         queries: nq,
-        faiss_simd: r.faiss_simd.clone(),
+        // How the FAISS in this binary was compiled (the record says how the writer's was).
+        faiss_simd: fiq::ann::faiss_simd_level().to_owned(),
         open_ms,
         resident_before_open,
         resident_after_open,
