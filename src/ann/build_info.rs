@@ -6,6 +6,10 @@
 //! FAISS's AVX2 kernels (`#ifdef __AVX2__`). The same variable is visible here at compile time, so fiq
 //! knows which FAISS it links and can refuse to call AVX2 code on a CPU without AVX2 instead of dying
 //! with SIGILL.
+//!
+//! Caveat: faiss-sys's build script declares no `rerun-if-env-changed`, so changing the flags does not
+//! rebuild FAISS by itself (`cargo clean -p faiss-sys` does). Between such a change and the clean,
+//! the level reported here describes the flags, not the stale FAISS library.
 
 use super::AnnError;
 

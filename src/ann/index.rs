@@ -140,16 +140,20 @@ impl AnnIndex {
         }])
     }
 
-    /// Opens the ANN index recorded as `files` in the index directory `dir`, without reading its lists.
+    /// Opens the ANN index recorded as `files` in the index directory `dir`, serving its inverted lists
+    /// from a memory map.
     ///
-    /// FAISS maps the file (`IO_FLAG_MMAP_IFC`): the coarse centroids and the inverted lists stay in the
-    /// page cache and are faulted in by the searches that touch them, so opening costs milliseconds and
-    /// little resident memory whatever the catalog size. Lengths are checked here; the CRC32 of the
-    /// whole file is checked only by [`AnnIndex::verify_files`], because reading every byte at open is
-    /// exactly what mapping avoids.
+    /// FAISS maps the file (`IO_FLAG_MMAP_IFC`) and keeps the coarse centroids and every list's codes
+    /// and ids as views into the map; searches fault in the pages of the lists they probe, so resident
+    /// memory after open does not grow with the catalog. Open *time* does, in FAISS 1.12: before
+    /// replacing each list by its view, the reader sizes an owned buffer for it (allocating and
+    /// zero-filling the whole list payload, then freeing it), which costs about a second per GiB of
+    /// lists and a transient peak of that much memory. See `index-format/SPEC-ann.md`.
     ///
-    /// The file must not be modified while open; fiq never rewrites a committed file (new builds get new
-    /// names), and FAISS bounds-checks every section against the mapped length.
+    /// Lengths are checked here; the CRC32 of the whole file only by [`AnnIndex::verify_files`],
+    /// because reading every byte at open is what mapping avoids. The file must not be modified while
+    /// open; fiq never rewrites a committed file (new builds get new names), and FAISS bounds-checks
+    /// every section against the mapped length.
     pub fn open(dir: &Path, files: &[AnnFile]) -> Result<AnnIndex, AnnError> {
         check_cpu()?;
         let file = Self::the_file(dir, files)?;

@@ -4,7 +4,8 @@
 //!   batches; IVF-Flat keeps the vectors in the lists, IVF-SQ8 / IVF-PQ keep compressed codes and
 //!   re-score their candidates with the exact rows of the store (no second full-precision copy).
 //! - [`AnnIndex::write_files`] / [`AnnIndex::open`]: one FAISS file inside the committed index, mapped
-//!   on open (milliseconds; lists are paged in by the searches that touch them).
+//!   on open (lists are paged in by the searches that touch them; FAISS 1.12 still spends time
+//!   proportional to the list bytes at open, see [`AnnIndex::open`]).
 //! - [`AnnIndex::search`] / [`AnnIndex::search_batch`] with [`SearchMode::Exact`] or
 //!   [`SearchMode::Ivf`] and a per-call `nprobe`, so a caller can always check against exact search.
 //! - [`tune_nprobe`]: the smallest `nprobe` reaching a recall@k target on held-out queries.

@@ -31,7 +31,7 @@ def main(out):
         fiq, wheel = json.load(open(fiq_json)), json.load(open(wheel_json))
         fb, _ = time_of(os.path.join(out, f"fiq-{tag}-build.log"))
         wb, _ = time_of(os.path.join(out, f"wheel-{tag}-build.log"))
-        for name, r, b in (("fiq", fiq, fb), ("wheel", wheel, wb)):
+        for name, r, b in ((f"fiq ({fiq['faiss_simd']})", fiq, fb), (f"wheel ({wheel['faiss']})", wheel, wb)):
             a, q = r["resident_after_open"], r["resident_after_queries"]
             b0 = r["resident_before_open"]
             print(
@@ -68,20 +68,7 @@ def main(out):
             f"{f['single_qps']:.0f} / {w['single_qps']:.0f} | {f['single_qps'] / w['single_qps']:.2f} | "
             f"{f['batch_qps']:.0f} / {w['batch_qps']:.0f} | {f['batch_qps'] / w['batch_qps']:.2f} |"
         )
-    others = sorted(glob.glob(os.path.join(out, "fiq[0-9]-*.json")))
-    if others:
-        print()
-        print("| index | binary | FAISS | nprobe | R@10 | 1-query QPS | batch QPS |")
-        print("|---|---|---|---:|---:|---:|---:|")
-        for other in others:
-            tag = os.path.basename(other).split("-", 1)[1]
-            for path in (os.path.join(out, f"fiq-{tag}"), other):
-                r = json.load(open(path))
-                for p in r["points"]:
-                    print(
-                        f"| {r['factory']} | {os.path.basename(path)} | {r['faiss_simd']} | {p['nprobe']} | "
-                        f"{p['recall_at_10']:.4f} | {p['single_qps']:.0f} | {p['batch_qps']:.0f} |"
-                    )
+
 
 if __name__ == "__main__":
     main(sys.argv[1] if len(sys.argv) > 1 else "/work/bench-data/results")

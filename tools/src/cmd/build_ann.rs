@@ -51,7 +51,7 @@ pub fn run(args: Args) -> Result<()> {
     };
     let vectors_path = std::path::absolute(&args.vectors)
         .with_context(|| format!("resolving {}", args.vectors.display()))?;
-    let vectors = MappedNpy::open(&vectors_path)?;
+    let vectors = MappedNpy::open(&vectors_path, false)?;
     vectors.check_normalized()?;
     let mut params = AnnParams::with_factory(factory)
         .with_seed(args.seed)

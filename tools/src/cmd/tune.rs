@@ -39,7 +39,7 @@ pub fn run(args: Args) -> Result<()> {
     let (vectors, mut ann) = dir.open()?;
     let queries = match &args.queries {
         Some(path) => {
-            let q = MappedNpy::open(path)?;
+            let q = MappedNpy::open(path, false)?;
             q.check_normalized()?;
             (0..q.len())
                 .flat_map(|i| q.row(i).iter().copied())
