@@ -13,10 +13,10 @@ import numpy as np
 vectors_path, queries_path, k, repeat = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 ids_out = sys.argv[5] if len(sys.argv) > 5 else None
 
-xb = np.load(vectors_path, mmap_mode="r")
+# Loaded whole (not memory-mapped): normalize_L2 writes in place, and a read-only map would crash it.
+xb = np.ascontiguousarray(np.load(vectors_path), dtype=np.float32)
 xq = np.load(queries_path).astype(np.float32)
 # fiq stores unit vectors; give faiss the same ones.
-xb = np.ascontiguousarray(xb, dtype=np.float32)
 faiss.normalize_L2(xb)
 faiss.normalize_L2(xq)
 index = faiss.IndexFlatIP(xb.shape[1])
