@@ -396,3 +396,17 @@ proptest! {
         snapshot.verify().unwrap();
     }
 }
+
+/// Every supported version's saved index keeps opening with the same contents.
+#[test]
+fn saved_v1_index_still_opens() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/compat/v1");
+    let snapshot = Snapshot::open(Arc::new(MmapDirectory::open(path).unwrap())).unwrap();
+    assert_eq!(snapshot.manifest().model.fingerprint, "0123456789abcdef");
+    assert_eq!((snapshot.total_rows(), snapshot.live_rows()), (6, 5));
+    assert!(snapshot.is_deleted(3));
+    let id = snapshot.find("B000000005").unwrap().unwrap();
+    assert_eq!(&*snapshot.segments()[0].vector(id), &[5.0, 1.0, 0.5, -0.25]);
+    assert_eq!(snapshot.meta(id).unwrap().category, "toptee");
+    snapshot.verify().unwrap();
+}
