@@ -42,7 +42,7 @@ if [ ! -f "$work/index-$rows-$dim/MANIFEST" ]; then
   "$bin" import --vectors "$work/x-$rows-$dim.npy" --keys "$work/keys-$rows.txt" --out "$work/index-$rows-$dim"
 fi
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, $(free -g | awk '/Mem/{print $2}') GiB; $(date -u +%F)"
-"$bin" bench exact "$work/index-$rows-$dim" --queries "$work/q-$nq-$dim.npy" -k 10 --repeat 3 --ids-out "$work/fiq-ids.jsonl"
+OPENBLAS_NUM_THREADS=1 "$bin" bench exact "$work/index-$rows-$dim" --queries "$work/q-$nq-$dim.npy" -k 10 --repeat 3 --ids-out "$work/fiq-ids.jsonl"
 "$py" "$here/exact_faiss.py" "$work/x-$rows-$dim.npy" "$work/q-$nq-$dim.npy" 10 3 "$work/faiss-ids.jsonl"
 "$py" - "$work/fiq-ids.jsonl" "$work/faiss-ids.jsonl" <<'PY'
 import json, sys
