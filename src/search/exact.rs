@@ -153,8 +153,19 @@ fn inner_products(queries: &[f32], rows: &[f32], dim: usize, out: &mut [f32]) {
     // locals that outlive the call, as the Fortran ABI requires, and `out` aliases neither input.
     unsafe {
         sgemm_(
-            &transa, &transb, &bm, &bn, &bk, &alpha, rows.as_ptr(), &bk, queries.as_ptr(), &bk, &beta,
-            out.as_mut_ptr(), &bm,
+            &transa,
+            &transb,
+            &bm,
+            &bn,
+            &bk,
+            &alpha,
+            rows.as_ptr(),
+            &bk,
+            queries.as_ptr(),
+            &bk,
+            &beta,
+            out.as_mut_ptr(),
+            &bm,
         );
     }
 }
