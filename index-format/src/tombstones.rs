@@ -33,10 +33,13 @@ pub fn decode_tombstones(bytes: &[u8], total_rows: u64, path: &Path) -> Result<V
     check_magic(path, header, TOMBSTONE_MAGIC, "tombstone")?;
     FormatVersion::check(path, read_u32(header, 8))?;
     let count = read_u64(header, 16);
-    let ids_len = count.checked_mul(8).ok_or_else(|| {
-        FormatError::corrupt(path, "tombstone header", format!("count {count} overflows"))
-    })?;
-    let covered = slice(bytes, 0, HEADER_LEN + ids_len, path, "tombstone ids")?;
+    let covered_len = count
+        .checked_mul(8)
+        .and_then(|ids_len| ids_len.checked_add(HEADER_LEN))
+        .ok_or_else(|| {
+            FormatError::corrupt(path, "tombstone header", format!("count {count} overflows"))
+        })?;
+    let covered = slice(bytes, 0, covered_len, path, "tombstone ids")?;
     let stored = slice(bytes, covered.len() as u64, 4, path, "tombstone checksum")?;
     check_crc(path, "tombstones", covered, read_u32(stored, 0))?;
     let ids: Vec<u64> = (0..count as usize)

@@ -348,6 +348,22 @@ fn segment_swapped_for_another_is_caught_at_open() {
     assert!(err.to_string().contains("header checksum"), "{err}");
 }
 
+/// Found by `cargo fuzz run decoders`: a tombstone count whose byte length overflowed when the header was
+/// added panicked (debug) or wrapped (release) instead of being reported.
+#[test]
+fn regression_tombstone_count_overflow_is_an_error() {
+    let mut bytes = b"FIQTOMB\0\x01\0\0\0\0\0\0\0".to_vec();
+    bytes.extend_from_slice(&0x1fff_ffff_ffff_fffeu64.to_le_bytes());
+    bytes.extend_from_slice(&[0xff; 32]);
+    let err = fiq_index_format::tombstones::decode_tombstones(
+        &bytes,
+        u64::MAX,
+        std::path::Path::new("t"),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("overflows"), "{err}");
+}
+
 #[test]
 fn not_an_index() {
     let tmp = tempfile::tempdir().unwrap();
