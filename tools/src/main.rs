@@ -2,6 +2,7 @@
 //! prints; all the work is in `fiq`.
 
 mod cmd;
+mod dataset_args;
 mod model_args;
 mod output;
 

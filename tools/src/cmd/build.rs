@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use fiq::fashioniq::{Category, Dataset, LoadOptions, Split};
 use fiq::pipeline::{build_catalog, BuildOptions};
 
 /// Encode the gallery images of a FashionIQ tree into an index (created if missing).
@@ -12,32 +11,20 @@ use fiq::pipeline::{build_catalog, BuildOptions};
 /// it. Unreadable images are skipped and listed in INDEX/skipped-images.tsv, never aborting the build.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The FashionIQ root (captions/, image_splits/, images/).
-    #[arg(long)]
-    fashioniq: PathBuf,
     /// The index directory to create or resume.
     #[arg(long)]
     out: PathBuf,
-    /// Categories to include (comma-separated).
-    #[arg(long, value_delimiter = ',', default_value = "dress,shirt,toptee")]
-    categories: Vec<Category>,
-    /// Which split's gallery images to encode.
-    #[arg(long, default_value = "val")]
-    split: Split,
     /// Images encoded between commits.
     #[arg(long, default_value_t = 1024)]
     commit_every: usize,
+    #[command(flatten)]
+    dataset: crate::dataset_args::DatasetArgs,
     #[command(flatten)]
     model: crate::model_args::ModelArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let dataset = Dataset::load(
-        &args.fashioniq,
-        &args.categories,
-        args.split,
-        LoadOptions::default(),
-    )?;
+    let dataset = args.dataset.load()?;
     let encoder = args.model.load()?;
     let options = BuildOptions {
         commit_every: args.commit_every,

@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use fiq::eval::EvalOptions;
-use fiq::fashioniq::{Category, Dataset, LoadOptions, Split};
 use fiq::fusion::Fusion;
 use fiq::index::Index;
 use fiq::pipeline::evaluate_index;
@@ -18,18 +17,9 @@ use fiq::pipeline::evaluate_index;
 /// papers. The reference image stays in the gallery (FashionIQ protocol) unless --exclude-reference.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The FashionIQ root (captions/, image_splits/, images/).
-    #[arg(long)]
-    fashioniq: PathBuf,
     /// The index built from this split's gallery with the same model.
     #[arg(long)]
     index: PathBuf,
-    /// Categories to evaluate (comma-separated).
-    #[arg(long, value_delimiter = ',', default_value = "dress,shirt,toptee")]
-    categories: Vec<Category>,
-    /// The split to evaluate (it must have targets: train or val).
-    #[arg(long, default_value = "val")]
-    split: Split,
     /// How image and text vectors are fused: `sum`, `weighted` (see --alpha), `text` or `image` only.
     #[arg(long, value_parser = ["sum", "weighted", "text", "image"], default_value = "sum")]
     fusion: String,
@@ -46,16 +36,13 @@ pub struct Args {
     #[arg(long)]
     json: Option<PathBuf>,
     #[command(flatten)]
+    dataset: crate::dataset_args::DatasetArgs,
+    #[command(flatten)]
     model: crate::model_args::ModelArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let dataset = Dataset::load(
-        &args.fashioniq,
-        &args.categories,
-        args.split,
-        LoadOptions::default(),
-    )?;
+    let dataset = args.dataset.load()?;
     let index = Index::open(&args.index)?;
     let encoder = args.model.load()?;
     let chosen = match args.fusion.as_str() {
