@@ -113,6 +113,23 @@ pub trait Directory: Send + Sync + fmt::Debug {
     fn lock_writer(&self) -> Result<WriterLock>;
     /// The path a file has, for messages.
     fn path_of(&self, name: &str) -> PathBuf;
+    /// The path of `name` on the local file system when this directory lives there, so that libraries
+    /// that open files by path (FAISS) can read and map them; `None` for in-memory directories.
+    fn local_path(&self, name: &str) -> Option<PathBuf> {
+        let _ = name;
+        None
+    }
+    /// Moves a finished file written outside this directory's API (by FAISS, at `staged`) in as `name`,
+    /// durably: after this returns, the file survives a crash under its new name. `staged` is gone
+    /// afterwards. The default copies the bytes through [`Directory::create`].
+    fn adopt(&self, staged: &Path, name: &str) -> Result<()> {
+        let bytes = fs::read(staged).map_err(|e| FormatError::io(staged, e))?;
+        let mut file = self.create(name)?;
+        file.write_all(&bytes)
+            .map_err(|e| FormatError::io(self.path_of(name), e))?;
+        file.finish()?;
+        fs::remove_file(staged).map_err(|e| FormatError::io(staged, e))
+    }
 }
 
 /// Proof that this process holds the writer lock of an index.
@@ -289,6 +306,33 @@ impl Directory for MmapDirectory {
 
     fn path_of(&self, name: &str) -> PathBuf {
         self.root.join(name)
+    }
+
+    fn local_path(&self, name: &str) -> Option<PathBuf> {
+        Some(self.path_of(name))
+    }
+
+    /// A rename when `staged` is on the same file system (stage files inside the directory, see
+    /// [`Directory::local_path`]): no byte is copied. The file is fsynced first; the directory entry is
+    /// made durable by the commit's own directory fsync.
+    fn adopt(&self, staged: &Path, name: &str) -> Result<()> {
+        File::open(staged)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| FormatError::io(staged, e))?;
+        let path = self.path_of(name);
+        match fs::rename(staged, &path) {
+            Ok(()) => self.sync_root(),
+            // Another file system: copy, then remove the staged file.
+            Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {
+                fs::copy(staged, &path).map_err(|e| FormatError::io(&path, e))?;
+                File::open(&path)
+                    .and_then(|f| f.sync_all())
+                    .map_err(|e| FormatError::io(&path, e))?;
+                fs::remove_file(staged).map_err(|e| FormatError::io(staged, e))?;
+                self.sync_root()
+            }
+            Err(e) => Err(FormatError::io(&path, e)),
+        }
     }
 }
 

@@ -34,5 +34,5 @@ pub use error::{FormatError, Result};
 pub use manifest::Manifest;
 pub use meta::{ItemMeta, ModelInfo};
 pub use segment::{Segment, VectorType};
-pub use snapshot::{Snapshot, SnapshotWriter, VerifyReport};
+pub use snapshot::{AnnFileSource, Snapshot, SnapshotWriter, VerifyReport, STAGING_PREFIX};
 pub use version::FormatVersion;

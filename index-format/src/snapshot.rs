@@ -264,6 +264,26 @@ impl Snapshot {
     }
 }
 
+/// Length and CRC-32 of a file, read in 1 MiB pieces.
+fn length_and_crc(path: &std::path::Path) -> Result<(u64, u32)> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).map_err(|e| FormatError::io(path, e))?;
+    let mut hasher = crc32fast::Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut len = 0u64;
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => return Ok((len, hasher.finalize())),
+            Ok(n) => {
+                hasher.update(&buf[..n]);
+                len += n as u64;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(FormatError::io(path, e)),
+        }
+    }
+}
+
 fn read_checked(dir: &dyn Directory, entry: &FileEntry) -> Result<FileBytes> {
     let bytes = dir.open_read(&entry.file)?;
     if bytes.len() as u64 != entry.len {
@@ -288,8 +308,24 @@ pub struct SnapshotWriter {
     pending_keys: HashSet<String>,
     deleted: BTreeSet<u64>,
     deleted_changed: bool,
-    new_ann: Option<(Vec<(String, Vec<u8>)>, String)>,
+    new_ann: Option<(Vec<(String, AnnFileSource)>, String)>,
+    new_ann_params: Option<String>,
 }
+
+/// Where the bytes of a new ANN file come from.
+#[derive(Debug)]
+pub enum AnnFileSource {
+    /// Bytes in memory.
+    Bytes(Vec<u8>),
+    /// A finished file on disk, written by another library (FAISS writes its own files). Stage it at
+    /// [`SnapshotWriter::staging_path`] so that the commit moves it in with a rename instead of a copy;
+    /// the commit removes it from there.
+    Staged(std::path::PathBuf),
+}
+
+/// Prefix of files staged for the next commit; the commit's garbage collection removes leftovers of a
+/// writer that died before committing.
+pub const STAGING_PREFIX: &str = ".staged-";
 
 impl std::fmt::Debug for SnapshotWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -362,6 +398,7 @@ impl SnapshotWriter {
             deleted,
             deleted_changed: false,
             new_ann: None,
+            new_ann_params: None,
         }
     }
 
@@ -445,8 +482,42 @@ impl SnapshotWriter {
 
     /// Replaces the ANN files (logical name, bytes) and their JSON parameters at the next commit.
     /// An empty list removes the ANN index.
-    pub fn set_ann(&mut self, files: Vec<(String, Vec<u8>)>, params: String) {
+    pub fn set_ann(&mut self, files: Vec<(String, AnnFileSource)>, params: String) {
         self.new_ann = Some((files, params));
+        self.new_ann_params = None;
+    }
+
+    /// Replaces only the ANN parameters (for example a tuned `nprobe`) at the next commit; the files
+    /// stay as they are. Fails when the index has no ANN files.
+    pub fn set_ann_params(&mut self, params: String) -> Result<()> {
+        match &mut self.new_ann {
+            Some((_, pending)) => *pending = params,
+            None if self.manifest.ann_files.is_empty() => {
+                return Err(FormatError::InvalidInput {
+                    key: String::new(),
+                    detail: "the index has no ANN files to set parameters for".into(),
+                })
+            }
+            None => self.new_ann_params = Some(params),
+        }
+        Ok(())
+    }
+
+    /// The directory this writer commits to.
+    pub fn directory(&self) -> &Arc<dyn Directory> {
+        &self.dir
+    }
+
+    /// A path inside the index directory where another library may write a file for
+    /// [`AnnFileSource::Staged`] (`None` for a directory that is not on the local file system: stage
+    /// elsewhere then, and the commit copies). Unique within this writer.
+    pub fn staging_path(&self, stem: &str) -> Option<std::path::PathBuf> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.dir.local_path(&format!(
+            "{STAGING_PREFIX}{stem}-{}-{n}",
+            std::process::id()
+        ))
     }
 
     /// Sets a named setting at the next commit.
@@ -479,7 +550,7 @@ impl SnapshotWriter {
         }
         if let Some((files, params)) = self.new_ann.take() {
             next.ann_files.clear();
-            for (name, bytes) in files {
+            for (name, source) in files {
                 if !crate::manifest::is_plain_file_name(&name) {
                     return Err(FormatError::InvalidInput {
                         key: name,
@@ -487,10 +558,20 @@ impl SnapshotWriter {
                             .into(),
                     });
                 }
-                let entry =
-                    self.write_whole_file(&self.file_name(&format!("ann-{name}"), "bin"), &bytes)?;
+                let file = self.file_name(&format!("ann-{name}"), "bin");
+                let entry = match source {
+                    AnnFileSource::Bytes(bytes) => self.write_whole_file(&file, &bytes)?,
+                    AnnFileSource::Staged(path) => {
+                        let (len, crc32) = length_and_crc(&path)?;
+                        self.dir.adopt(&path, &file)?;
+                        FileEntry { file, len, crc32 }
+                    }
+                };
                 next.ann_files.push(AnnFileEntry { name, entry });
             }
+            next.ann_params = params;
+        }
+        if let Some(params) = self.new_ann_params.take() {
             next.ann_params = params;
         }
         // The moment of commit: before this rename readers see the old version, after it the new one.
@@ -527,6 +608,7 @@ impl SnapshotWriter {
             let ours = name.starts_with("seg-")
                 || name.starts_with("tomb-")
                 || name.starts_with("ann-")
+                || name.starts_with(STAGING_PREFIX)
                 || name == "MANIFEST.tmp";
             if ours && !keep.contains(name.as_str()) {
                 self.dir.delete(&name)?;

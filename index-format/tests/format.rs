@@ -6,8 +6,8 @@ use std::sync::Arc;
 use fiq_index_format::directory::Directory;
 use fiq_index_format::manifest::MANIFEST_FILE;
 use fiq_index_format::{
-    FormatError, ItemMeta, MmapDirectory, ModelInfo, RamDirectory, Snapshot, SnapshotWriter,
-    VectorType,
+    AnnFileSource, FormatError, ItemMeta, MmapDirectory, ModelInfo, RamDirectory, Snapshot,
+    SnapshotWriter, VectorType,
 };
 use proptest::prelude::*;
 
@@ -151,6 +151,66 @@ fn one_writer_at_a_time() {
         let _first = SnapshotWriter::create(dir.clone(), 2, VectorType::F32, model()).unwrap();
         let second = SnapshotWriter::open(dir.clone()).unwrap_err();
         assert!(second.to_string().contains("another"), "{second}");
+    });
+}
+
+#[test]
+fn ann_files_commit_from_memory_or_staged_and_params_change_alone() {
+    for_each_directory(|dir| {
+        write_index(dir.clone(), 3, &[4], VectorType::F32);
+        let mut writer = SnapshotWriter::open(dir.clone()).unwrap();
+        let staged_bytes = b"written by another library".to_vec();
+        let staged = writer.staging_path("faiss").unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("fiq-staged-{}", std::process::id()))
+        });
+        std::fs::write(&staged, &staged_bytes).unwrap();
+        // A staged file left behind by a writer that died before its commit.
+        let leftover = writer.staging_path("faiss");
+        if let Some(leftover) = &leftover {
+            std::fs::write(leftover, b"orphan").unwrap();
+        }
+        writer.set_ann(
+            vec![
+                ("ivf".into(), AnnFileSource::Staged(staged.clone())),
+                ("extra".into(), AnnFileSource::Bytes(vec![1, 2, 3])),
+            ],
+            r#"{"nprobe":4}"#.into(),
+        );
+        writer.commit().unwrap();
+        assert!(!staged.exists(), "the commit moves the staged file in");
+        if let Some(leftover) = &leftover {
+            assert!(
+                !leftover.exists(),
+                "garbage collection removes orphaned staged files"
+            );
+        }
+
+        let snapshot = Snapshot::open(dir.clone()).unwrap();
+        assert_eq!(
+            &*snapshot.ann_file("ivf").unwrap().unwrap(),
+            &staged_bytes[..]
+        );
+        assert_eq!(&*snapshot.ann_file("extra").unwrap().unwrap(), &[1, 2, 3]);
+        assert_eq!(snapshot.manifest().ann_params, r#"{"nprobe":4}"#);
+        assert_eq!(snapshot.verify().unwrap().ann_files, 2);
+        let files_before = snapshot.manifest().ann_files.clone();
+
+        writer.set_ann_params(r#"{"nprobe":9}"#.into()).unwrap();
+        writer.commit().unwrap();
+        let snapshot = Snapshot::open(dir.clone()).unwrap();
+        assert_eq!(snapshot.manifest().ann_params, r#"{"nprobe":9}"#);
+        assert_eq!(
+            snapshot.manifest().ann_files,
+            files_before,
+            "files are not rewritten"
+        );
+
+        writer.set_ann(Vec::new(), String::new());
+        writer.commit().unwrap();
+        let snapshot = Snapshot::open(dir.clone()).unwrap();
+        assert!(snapshot.manifest().ann_files.is_empty());
+        let err = writer.set_ann_params("{}".into()).unwrap_err();
+        assert!(err.to_string().contains("no ANN files"), "{err}");
     });
 }
 
