@@ -1,10 +1,10 @@
 //! The only module that touches FAISS: a handful of calls into its C API, each wrapped so that no FAISS
 //! type, pointer or error code leaves this file.
 //!
-//! The safe `faiss` crate covers building and searching, but not three things fiq needs: reading an index
-//! with `IO_FLAG_MMAP_IFC` (the crate's `IoFlags::MEM_MAP` passes 0x1, which FAISS 1.12's reader ignores),
-//! per-call `nprobe` through `SearchParametersIVF` (so one shared index serves concurrent searches with
-//! different settings), and the list sizes. So fiq calls `faiss_sys` directly, here only.
+//! The safe `faiss` crate covers building and searching, but not what fiq needs to serve an index from a
+//! memory map: reading with `IO_FLAG_MMAP` (the crate's `IoFlags::MEM_MAP` passes 0x1, which FAISS 1.12's
+//! IVF reader ignores), searching with a precomputed list assignment, and the list sizes. So fiq calls
+//! `faiss_sys` directly, here only.
 
 use std::ffi::{CStr, CString};
 use std::os::raw::c_int;
@@ -15,9 +15,14 @@ use faiss_sys as sys;
 
 use super::AnnError;
 
-/// `faiss::IO_FLAG_MMAP_IFC` (index_io.h, FAISS >= 1.11): read through a memory map and leave
-/// `IndexFlatCodes` codes and `ArrayInvertedLists` codes/ids as views into it instead of copying.
-const IO_FLAG_MMAP_IFC: c_int = 1 << 9;
+/// `faiss::IO_FLAG_MMAP` (index_io.h): `IO_FLAG_SKIP_IVF_DATA` plus "od" in the high bits, which makes
+/// the reader hand the `"ilar"` section to the `"ilod"` hook: it reads the list sizes, maps the file
+/// (`PROT_READ`, `MAP_SHARED`) and points each list at its bytes in the map. Nothing of the lists is read.
+const IO_FLAG_MMAP: c_int = 8 | 0x646f_0000;
+/// `faiss::IO_FLAG_READ_ONLY`.
+const IO_FLAG_READ_ONLY: c_int = 2;
+/// Keys per `search_preassigned` call: bounds the padded assignment arrays (12 bytes a key).
+const MAX_PADDED_KEYS: usize = 1 << 20;
 
 /// An owned FAISS index.
 pub(crate) struct RawIndex {
@@ -25,9 +30,10 @@ pub(crate) struct RawIndex {
 }
 
 // SAFETY: the index is a plain heap object with no thread affinity. After building, fiq only calls
-// FAISS's const search functions on it (per-call parameters go through SearchParametersIVF, never through
-// the index's mutable `nprobe` field), which FAISS documents as safe to call from several threads at once.
-// Mutation (`train`, `add`) takes `&mut self`, so the borrow checker keeps it exclusive.
+// FAISS's const search functions on it (the per-call `nprobe` is the width of the assignment fiq passes,
+// never a write to the index's `nprobe` field, which is set once before the index is shared), which FAISS
+// documents as safe to call from several threads at once. Mutation (`train`, `add`, `prepare_search`)
+// takes `&mut self`, so the borrow checker keeps it exclusive.
 unsafe impl Send for RawIndex {}
 // SAFETY: see `Send` above: shared references only reach const, thread-safe FAISS calls.
 unsafe impl Sync for RawIndex {}
@@ -88,20 +94,34 @@ impl RawIndex {
         Self::own(out, || format!("create an index from factory {factory:?}"))
     }
 
-    /// Reads an index written by [`RawIndex::write`], mapping the file instead of reading it.
+    /// Reads an index written by [`RawIndex::write`], mapping its inverted lists instead of reading them.
     ///
-    /// With `IO_FLAG_MMAP_IFC`, FAISS maps the whole file `MAP_SHARED, PROT_READ` and keeps the coarse
-    /// centroids and the inverted lists (codes and ids) as views into the map; only headers and the list
-    /// sizes are copied. The map lives as long as the index.
+    /// FAISS reads the headers and the coarse centroids (`nlist * d` floats), then, for the lists, only
+    /// their sizes; it maps the whole file read-only and serves each list from the map. The map lives as
+    /// long as the index. FAISS checks the start of the lists against the file length but not their
+    /// end: [`super::AnnIndex::open`] checks that before any search touches them.
     pub(crate) fn read_mapped(path: &Path) -> Result<RawIndex, AnnError> {
         let name = c_path(path)?;
         let mut out: *mut sys::FaissIndex = ptr::null_mut();
         // SAFETY: `name` is NUL-terminated and outlives the call; `out` is a valid place for the result.
-        // FAISS bounds-checks every section against the mapped length and reports a short file as an error.
-        let code =
-            unsafe { sys::faiss_read_index_fname(name.as_ptr(), IO_FLAG_MMAP_IFC, &mut out) };
+        // FAISS's reader checks every section it reads against the file and reports a short file as an
+        // error; the mapped lists are only touched by searches, after the caller's bounds check.
+        let code = unsafe {
+            sys::faiss_read_index_fname(name.as_ptr(), IO_FLAG_MMAP | IO_FLAG_READ_ONLY, &mut out)
+        };
         check(code, || format!("read {}", path.display()))?;
-        Self::own(out, || format!("read {}", path.display()))
+        let mut raw = Self::own(out, || format!("read {}", path.display()))?;
+        raw.prepare_search();
+        Ok(raw)
+    }
+
+    /// Sets the index's own `nprobe` to `nlist`, the width of the padded assignments
+    /// [`RawIndex::search_ivf`] passes; done once, before the index is shared.
+    pub(crate) fn prepare_search(&mut self) {
+        if let (Some(ivf), Some(nlist)) = (self.as_ivf(), self.nlist()) {
+            // SAFETY: `ivf` is this live index seen through its IndexIVF base; `&mut self` is exclusive.
+            unsafe { sys::faiss_IndexIVF_set_nprobe(ivf.as_ptr(), nlist) }
+        }
     }
 
     fn own(
@@ -155,6 +175,28 @@ impl RawIndex {
         !unsafe { sys::faiss_IndexIVFFlat_cast(self.ptr.as_ptr()) }.is_null()
     }
 
+    /// Bytes per vector in the inverted lists (the code, without the 8-byte id).
+    pub(crate) fn code_size(&self) -> Result<usize, AnnError> {
+        let mut size = 0usize;
+        // SAFETY: the index pointer is valid and `size` a valid place for the result.
+        let code = unsafe { sys::faiss_Index_sa_code_size(self.ptr.as_ptr(), &mut size) };
+        check(code, || "read the code size".into())?;
+        // An IVF index's standalone code prefixes the list number, in the fewest bytes that hold
+        // `nlist - 1` (IndexIVF::coarse_code_size).
+        let coarse = match self.nlist() {
+            Some(nlist) => {
+                let (mut rest, mut bytes) = (nlist.saturating_sub(1), 0);
+                while rest > 0 {
+                    bytes += 1;
+                    rest >>= 8;
+                }
+                bytes
+            }
+            None => 0,
+        };
+        Ok(size.saturating_sub(coarse))
+    }
+
     /// The length of every inverted list.
     pub(crate) fn list_sizes(&self) -> Vec<usize> {
         let Some(ivf) = self.as_ivf() else {
@@ -185,6 +227,13 @@ impl RawIndex {
 
     /// Searches `queries` (row-major, `dim` each) visiting `nprobe` lists per query, writing `k` scores
     /// and ids per query; a missing result has id -1.
+    ///
+    /// Not `IndexIVF::search`: with mapped lists (`OnDiskInvertedLists`) that starts up to 32 threads per
+    /// call that read every byte of every probed list before the search does, and serializes concurrent
+    /// searches on one mutex. fiq runs the two halves itself: the coarse quantizer picks the lists for the
+    /// whole batch, then `search_preassigned` scans them, a chunk of queries per rayon task. The
+    /// assignment is padded with -1 ("no list") to the index's `nprobe` (= nlist, set once at open), so
+    /// a per-call `nprobe` needs no write to the shared index.
     pub(crate) fn search_ivf(
         &self,
         queries: &[f32],
@@ -193,58 +242,75 @@ impl RawIndex {
         scores: &mut [f32],
         ids: &mut [i64],
     ) -> Result<(), AnnError> {
-        let n = queries.len() / self.dim();
+        use rayon::prelude::*;
+        let dim = self.dim();
+        let n = queries.len() / dim;
         debug_assert_eq!(scores.len(), n * k);
         debug_assert_eq!(ids.len(), n * k);
-        let params = IvfSearchParams::new(nprobe)?;
-        // SAFETY: `queries` holds n*dim floats, `scores`/`ids` hold n*k slots, all outliving the call. A
-        // SearchParametersIVF is-a SearchParameters (single inheritance, same address), which is how the
-        // C API expects the pointer to be passed; search only reads it.
+        let (Some(ivf), Some(nlist)) = (self.as_ivf(), self.nlist()) else {
+            return Err(AnnError::Faiss {
+                operation: "search".into(),
+                message: "not an IVF index".into(),
+            });
+        };
+        let nprobe = nprobe.clamp(1, nlist);
+        let operation = || format!("search {n} queries (k = {k}, nprobe = {nprobe})");
+
+        let mut lists = vec![-1i64; n * nprobe];
+        let mut list_scores = vec![0.0f32; n * nprobe];
+        // SAFETY: the quantizer is owned by the live IVF index; it is searched (a const call) with `n`
+        // queries of `dim` floats into buffers of n * nprobe slots, all outliving the call.
         let code = unsafe {
-            sys::faiss_Index_search_with_params(
-                self.ptr.as_ptr(),
+            let quantizer = sys::faiss_IndexIVF_quantizer(ivf.as_ptr());
+            sys::faiss_Index_search(
+                quantizer,
                 n as i64,
                 queries.as_ptr(),
-                k as i64,
-                params.ptr.as_ptr() as *const sys::FaissSearchParameters,
-                scores.as_mut_ptr(),
-                ids.as_mut_ptr(),
+                nprobe as i64,
+                list_scores.as_mut_ptr(),
+                lists.as_mut_ptr(),
             )
         };
-        check(code, || {
-            format!("search {n} queries (k = {k}, nprobe = {nprobe})")
-        })
-    }
-}
+        check(code, operation)?;
 
-/// Per-call IVF search parameters, freed on drop.
-struct IvfSearchParams {
-    ptr: NonNull<sys::FaissSearchParametersIVF>,
-}
-
-impl IvfSearchParams {
-    fn new(nprobe: usize) -> Result<IvfSearchParams, AnnError> {
-        let mut out: *mut sys::FaissSearchParametersIVF = ptr::null_mut();
-        // SAFETY: `out` is a valid place for the result; no selector (null) and max_codes 0 (no limit).
-        let code = unsafe {
-            sys::faiss_SearchParametersIVF_new_with(&mut out, ptr::null_mut(), nprobe, 0)
-        };
-        check(code, || {
-            format!("make search parameters (nprobe = {nprobe})")
-        })?;
-        NonNull::new(out)
-            .map(|ptr| IvfSearchParams { ptr })
-            .ok_or_else(|| AnnError::Faiss {
-                operation: "make search parameters".into(),
-                message: "FAISS returned none".into(),
+        let per_task = (n.div_ceil(4 * rayon::current_num_threads()))
+            .clamp(1, (MAX_PADDED_KEYS / nlist).max(1));
+        let ivf_ptr = ivf.as_ptr() as usize;
+        queries
+            .par_chunks(per_task * dim)
+            .zip(lists.par_chunks(per_task * nprobe))
+            .zip(list_scores.par_chunks(per_task * nprobe))
+            .zip(scores.par_chunks_mut(per_task * k))
+            .zip(ids.par_chunks_mut(per_task * k))
+            .try_for_each(|((((chunk, lists), list_scores), scores), ids)| {
+                let m = chunk.len() / dim;
+                let mut keys = vec![-1i64; m * nlist];
+                let mut key_scores = vec![0.0f32; m * nlist];
+                for q in 0..m {
+                    keys[q * nlist..q * nlist + nprobe]
+                        .copy_from_slice(&lists[q * nprobe..(q + 1) * nprobe]);
+                    key_scores[q * nlist..q * nlist + nprobe]
+                        .copy_from_slice(&list_scores[q * nprobe..(q + 1) * nprobe]);
+                }
+                // SAFETY: `ivf_ptr` is the live IVF index (borrowed by `&self` for this whole call);
+                // search_preassigned is const. `chunk` holds m * dim floats, `keys`/`key_scores`
+                // m * nlist entries (the index's nprobe, set to nlist at open), `scores`/`ids` m * k
+                // slots; list numbers come from the quantizer (< nlist) or are -1, which FAISS skips.
+                let code = unsafe {
+                    sys::faiss_IndexIVF_search_preassigned(
+                        ivf_ptr as *const sys::FaissIndexIVF,
+                        m as i64,
+                        chunk.as_ptr(),
+                        k as i64,
+                        keys.as_ptr(),
+                        key_scores.as_ptr(),
+                        scores.as_mut_ptr(),
+                        ids.as_mut_ptr(),
+                        0,
+                    )
+                };
+                check(code, operation)
             })
-    }
-}
-
-impl Drop for IvfSearchParams {
-    fn drop(&mut self) {
-        // SAFETY: allocated by faiss_SearchParametersIVF_new_with, owned here alone, freed once.
-        unsafe { sys::faiss_SearchParametersIVF_free(self.ptr.as_ptr()) }
     }
 }
 

@@ -2,7 +2,6 @@
 //! and searched, exactly or approximately, through one API.
 
 use std::fs::{self, File};
-use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -13,8 +12,8 @@ use super::params::{AnnParams, AnnRecord, ANN_FORMAT_VERSION, METRIC_INNER_PRODU
 use super::progress::Progress;
 use super::sample::sample_ids;
 use super::source::{dot, VectorSource};
-use super::top_k::Neighbor;
-use super::{exact, AnnError};
+use super::AnnError;
+use crate::search::{exact_search, Neighbor, VectorBlock};
 
 /// How a search finds its neighbors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,20 +31,6 @@ pub enum SearchMode {
 impl SearchMode {
     /// IVF search with the index's recorded `nprobe`.
     pub const IVF_DEFAULT: SearchMode = SearchMode::Ivf { nprobe: None };
-}
-
-/// One file of an ANN index as the index manifest records it: the name inside the index directory, its
-/// length and CRC32 (IEEE), and the [`AnnRecord`] JSON describing it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AnnFile {
-    /// File name inside the index directory.
-    pub name: String,
-    /// Length in bytes.
-    pub len: u64,
-    /// CRC32 (IEEE, as `crc32fast`) of the whole file.
-    pub crc32: u32,
-    /// [`AnnRecord::to_json`].
-    pub params: String,
 }
 
 /// An IVF index (FAISS) over the rows of a vector store. It holds the coarse quantizer and the inverted
@@ -66,10 +51,6 @@ impl std::fmt::Debug for AnnIndex {
             .finish()
     }
 }
-
-/// The stem of the FAISS file; the full name adds the content CRC so that a new build never overwrites
-/// a file a reader may still have mapped.
-const FILE_STEM: &str = "ann-ivf";
 
 impl AnnIndex {
     /// Trains an IVF index on a seeded sample of `source` and adds every row in batches.
@@ -119,101 +100,84 @@ impl AnnIndex {
         Ok(plan.finish(raw, params))
     }
 
-    /// Writes the FAISS file into `dir` (durably: fsynced) and returns what the index manifest must
-    /// record about it. The file is named after its CRC32, so it never replaces a file of an earlier
-    /// commit that a reader may have mapped; the caller's commit makes it part of the index.
-    pub fn write_files(&self, dir: &Path) -> Result<Vec<AnnFile>, AnnError> {
-        let staging = dir.join(format!(".{FILE_STEM}-{}.tmp", std::process::id()));
-        self.raw.write(&staging)?;
-        let (len, crc32) = length_and_crc(&staging)?;
-        let name = format!("{FILE_STEM}-{crc32:08x}.faiss");
-        let path = dir.join(&name);
-        File::open(&staging)
-            .and_then(|f| f.sync_all())
-            .map_err(|e| AnnError::io(&staging, e))?;
-        fs::rename(&staging, &path).map_err(|e| AnnError::io(&path, e))?;
-        Ok(vec![AnnFile {
-            name,
-            len,
-            crc32,
-            params: self.record.to_json(),
-        }])
-    }
-
-    /// Opens the ANN index recorded as `files` in the index directory `dir`, serving its inverted lists
-    /// from a memory map.
-    ///
-    /// FAISS maps the file (`IO_FLAG_MMAP_IFC`) and keeps the coarse centroids and every list's codes
-    /// and ids as views into the map; searches fault in the pages of the lists they probe, so resident
-    /// memory after open does not grow with the catalog. Open *time* does, in FAISS 1.12: before
-    /// replacing each list by its view, the reader sizes an owned buffer for it (allocating and
-    /// zero-filling the whole list payload, then freeing it), which costs about a second per GiB of
-    /// lists and a transient peak of that much memory. See `index-format/SPEC-ann.md`.
-    ///
-    /// Lengths are checked here; the CRC32 of the whole file only by [`AnnIndex::verify_files`],
-    /// because reading every byte at open is what mapping avoids. The file must not be modified while
-    /// open; fiq never rewrites a committed file (new builds get new names), and FAISS bounds-checks
-    /// every section against the mapped length.
-    pub fn open(dir: &Path, files: &[AnnFile]) -> Result<AnnIndex, AnnError> {
-        check_cpu()?;
-        let file = Self::the_file(dir, files)?;
-        let record = AnnRecord::from_json(&file.params)?;
-        let path = dir.join(&file.name);
-        let actual = fs::metadata(&path)
-            .map_err(|e| AnnError::io(&path, e))?
-            .len();
-        if actual != file.len {
-            return Err(AnnError::CorruptFile {
-                path,
-                problem: format!("length {actual} bytes, the manifest records {}", file.len),
-            });
-        }
-        let raw = RawIndex::read_mapped(&path)?;
-        let found = (raw.dim(), raw.len(), raw.nlist());
-        if found != (record.dim, record.len, Some(record.nlist)) {
-            return Err(AnnError::CorruptFile {
-                path,
-                problem: format!(
-                    "FAISS index has dim {}, {} vectors, nlist {:?}; the record says dim {}, {} vectors, nlist {}",
-                    found.0, found.1, found.2, record.dim, record.len, record.nlist
-                ),
-            });
-        }
-        Ok(AnnIndex {
-            raw,
-            record,
-            path: Some(path),
-        })
-    }
-
-    /// Reads every byte of the recorded files and checks length and CRC32.
-    pub fn verify_files(dir: &Path, files: &[AnnFile]) -> Result<(), AnnError> {
-        let file = Self::the_file(dir, files)?;
-        let path = dir.join(&file.name);
-        let (len, crc32) = length_and_crc(&path)?;
-        if (len, crc32) != (file.len, file.crc32) {
-            return Err(AnnError::CorruptFile {
-                path,
-                problem: format!(
-                    "length {len}, CRC32 {crc32:08x}; the manifest records length {}, CRC32 {:08x}",
-                    file.len, file.crc32
-                ),
-            });
-        }
+    /// Writes the FAISS file to `path` (durably: fsynced) and completes [`AnnIndex::record`] with where
+    /// its lists start. The caller's commit makes the file part of an index (see
+    /// `fiq::index::IndexWriter::build_ann`).
+    pub fn write_file(&mut self, path: &Path) -> Result<(), AnnError> {
+        self.raw.write(path)?;
+        let file = File::open(path).map_err(|e| AnnError::io(path, e))?;
+        file.sync_all().map_err(|e| AnnError::io(path, e))?;
+        let len = file.metadata().map_err(|e| AnnError::io(path, e))?.len();
+        let code_size = self.raw.code_size()?;
+        let payload = self.lists_payload(code_size);
+        self.record.code_size = code_size;
+        self.record.lists_offset =
+            len.checked_sub(payload)
+                .ok_or_else(|| AnnError::CorruptFile {
+                    path: path.to_path_buf(),
+                    problem: format!("FAISS wrote {len} bytes, fewer than its lists' {payload}"),
+                })?;
+        self.path = Some(path.to_path_buf());
         Ok(())
     }
 
-    fn the_file<'a>(dir: &Path, files: &'a [AnnFile]) -> Result<&'a AnnFile, AnnError> {
-        match files {
-            [one] => Ok(one),
-            _ => Err(AnnError::CorruptFile {
-                path: dir.to_path_buf(),
-                problem: format!(
-                    "expected exactly one ANN file in the manifest, found {}",
-                    files.len()
-                ),
-            }),
+    /// Bytes of all inverted lists: each vector's code and its 8-byte id.
+    fn lists_payload(&self, code_size: usize) -> u64 {
+        let vectors: usize = self.raw.list_sizes().iter().sum();
+        vectors as u64 * (code_size as u64 + 8)
+    }
+
+    /// Opens the FAISS file at `path` that `record` describes, `expected_len` bytes long (as the index
+    /// manifest records it), serving its inverted lists from a memory map.
+    ///
+    /// FAISS reads the headers and the coarse centroids (`nlist * dim` floats) and only the sizes of the
+    /// lists; it maps the file and each list is paged in by the first search that probes it. So opening
+    /// costs O(nlist * dim) whatever the catalog size, and resident memory after open does not grow with
+    /// it. Before anything touches the map, the list sizes FAISS read are checked against the record and
+    /// the file length, so a damaged size cannot send a search outside the file.
+    ///
+    /// The CRC32 of the whole file is the index's `verify`'s job, not open's: reading every byte at open
+    /// is what mapping avoids. The file must not be modified while open; fiq never rewrites a committed
+    /// file.
+    pub fn open(path: &Path, record: AnnRecord, expected_len: u64) -> Result<AnnIndex, AnnError> {
+        check_cpu()?;
+        let corrupt = |problem: String| AnnError::CorruptFile {
+            path: path.to_path_buf(),
+            problem,
+        };
+        let actual = fs::metadata(path).map_err(|e| AnnError::io(path, e))?.len();
+        if actual != expected_len {
+            return Err(corrupt(format!(
+                "length {actual} bytes, the manifest records {expected_len}"
+            )));
         }
+        let raw = RawIndex::read_mapped(path)?;
+        let found = (raw.dim(), raw.len(), raw.nlist());
+        if found != (record.dim, record.len, Some(record.nlist)) {
+            return Err(corrupt(format!(
+                "FAISS index has dim {}, {} vectors, nlist {:?}; the record says dim {}, {} vectors, nlist {}",
+                found.0, found.1, found.2, record.dim, record.len, record.nlist
+            )));
+        }
+        let ann = AnnIndex {
+            raw,
+            record,
+            path: Some(path.to_path_buf()),
+        };
+        let code_size = ann.raw.code_size()?;
+        let listed: usize = ann.raw.list_sizes().iter().sum();
+        let payload = ann.lists_payload(code_size);
+        if code_size != ann.record.code_size
+            || listed != ann.record.len
+            || actual.checked_sub(payload) != Some(ann.record.lists_offset)
+        {
+            return Err(corrupt(format!(
+                "the inverted lists hold {listed} vectors of {code_size} bytes ({payload} bytes with ids) \
+                 in a file of {actual} bytes; the record says {} vectors of {} bytes from offset {}",
+                ann.record.len, ann.record.code_size, ann.record.lists_offset
+            )));
+        }
+        Ok(ann)
     }
 
     /// What this index is (the JSON the manifest stores).
@@ -303,7 +267,13 @@ impl AnnIndex {
         }
         let k = k.min(self.record.len);
         match mode {
-            SearchMode::Exact => Ok(exact::search(source, queries, k)),
+            SearchMode::Exact => Ok(exact_search(
+                queries,
+                self.record.dim,
+                &source.blocks(),
+                k,
+                &|_| true,
+            )),
             SearchMode::Ivf { nprobe } => {
                 let nprobe = nprobe.unwrap_or(self.record.nprobe);
                 self.check_nprobe(nprobe)?;
@@ -415,25 +385,6 @@ pub(crate) fn check_queries(queries: &[f32], dim: usize) -> Result<(), AnnError>
     Ok(())
 }
 
-fn length_and_crc(path: &Path) -> Result<(u64, u32), AnnError> {
-    let mut file = File::open(path).map_err(|e| AnnError::io(path, e))?;
-    let mut hasher = crc32fast::Hasher::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut len = 0u64;
-    loop {
-        match file.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                hasher.update(&buf[..n]);
-                len += n as u64;
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(AnnError::io(path, e)),
-        }
-    }
-    Ok((len, hasher.finalize()))
-}
-
 /// What [`AnnIndex::build`] settled before touching the data.
 struct BuildPlan {
     nlist: usize,
@@ -491,7 +442,11 @@ impl BuildPlan {
             trained_on: self.train_size,
             seed: params.seed,
             faiss_simd: faiss_simd_level().into(),
+            code_size: 0,
+            lists_offset: 0,
         };
+        let mut raw = raw;
+        raw.prepare_search();
         AnnIndex {
             raw,
             record,
@@ -545,18 +500,21 @@ fn fill(
     progress.finish_stage();
 
     progress.stage("add", len as u64);
-    let mut batch = Vec::with_capacity(params.add_batch.min(len) * dim);
-    for start in (0..len).step_by(params.add_batch) {
-        let end = (start + params.add_batch).min(len);
-        match source.contiguous_rows(start, end) {
-            Some(rows) => index.add(rows)?,
-            None => {
-                batch.clear();
-                (start..end).for_each(|id| batch.extend_from_slice(source.row(id)));
-                index.add(&batch)?;
+    let mut batch = Vec::new();
+    for block in source.blocks() {
+        let n = block.len(dim);
+        for start in (0..n).step_by(params.add_batch) {
+            let end = (start + params.add_batch).min(n);
+            match block {
+                VectorBlock::F32 { rows, .. } => index.add(&rows[start * dim..end * dim])?,
+                VectorBlock::F16 { rows, .. } => {
+                    batch.clear();
+                    batch.extend(rows[start * dim..end * dim].iter().map(|v| v.to_f32()));
+                    index.add(&batch)?;
+                }
             }
+            progress.advance((end - start) as u64);
         }
-        progress.advance((end - start) as u64);
     }
     progress.finish_stage();
     Ok(())

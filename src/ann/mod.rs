@@ -3,9 +3,9 @@
 //! - [`AnnIndex::build`] trains k-means on a seeded sample of a [`VectorSource`] and adds every row in
 //!   batches; IVF-Flat keeps the vectors in the lists, IVF-SQ8 / IVF-PQ keep compressed codes and
 //!   re-score their candidates with the exact rows of the store (no second full-precision copy).
-//! - [`AnnIndex::write_files`] / [`AnnIndex::open`]: one FAISS file inside the committed index, mapped
-//!   on open (lists are paged in by the searches that touch them; FAISS 1.12 still spends time
-//!   proportional to the list bytes at open, see [`AnnIndex::open`]).
+//! - [`AnnIndex::write_file`] / [`AnnIndex::open`]: one FAISS file inside the committed index (the
+//!   index's manifest records it, see `fiq::index::IndexWriter::build_ann`); open reads O(nlist * dim)
+//!   bytes and maps the lists, which the searches that probe them page in.
 //! - [`AnnIndex::search`] / [`AnnIndex::search_batch`] with [`SearchMode::Exact`] or
 //!   [`SearchMode::Ivf`] and a per-call `nprobe`, so a caller can always check against exact search.
 //! - [`tune_nprobe`]: the smallest `nprobe` reaching a recall@k target on held-out queries.
@@ -14,7 +14,6 @@
 
 mod build_info;
 mod error;
-mod exact;
 mod faiss_ffi;
 mod index;
 mod params;
@@ -25,16 +24,15 @@ mod source;
 mod testdata;
 #[cfg(test)]
 mod tests;
-mod top_k;
 mod tune;
 
+pub use crate::search::Neighbor;
 pub use build_info::{faiss_cxxflags, faiss_simd_level};
 pub use error::AnnError;
-pub use index::{AnnFile, AnnIndex, SearchMode};
+pub use index::{AnnIndex, SearchMode};
 pub use params::{AnnParams, AnnRecord, ANN_FORMAT_VERSION, METRIC_INNER_PRODUCT};
 pub use progress::Progress;
 pub use source::{normalize_rows, Matrix, VectorSource};
-pub use top_k::Neighbor;
 pub use tune::{held_out_queries, recall_at_k, tune_nprobe, TunePoint, TuneReport};
 
 /// Exact top-`k` of every query (row-major, `source.dim()` values each) over all rows of `source`, best
@@ -45,5 +43,11 @@ pub fn exact_search(
     k: usize,
 ) -> Result<Vec<Vec<Neighbor>>, AnnError> {
     index::check_queries(queries, source.dim())?;
-    Ok(exact::search(source, queries, k))
+    Ok(crate::search::exact_search(
+        queries,
+        source.dim(),
+        &source.blocks(),
+        k,
+        &|_| true,
+    ))
 }

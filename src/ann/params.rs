@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::AnnError;
 
 /// The version of [`AnnRecord`]'s JSON and of the file set it describes.
-pub const ANN_FORMAT_VERSION: u32 = 1;
+pub const ANN_FORMAT_VERSION: u32 = 2;
 
 /// How to build an IVF index.
 ///
@@ -117,6 +117,11 @@ pub struct AnnRecord {
     pub seed: u64,
     /// How FAISS was compiled (`generic`, `avx2`), for the record.
     pub faiss_simd: String,
+    /// Bytes per vector in the lists, the 8-byte id not counted (set when the file is written).
+    pub code_size: usize,
+    /// Where the inverted lists start in the FAISS file; they run to its end (set when written). Open
+    /// checks it against the list sizes FAISS read before any search touches the mapped lists.
+    pub lists_offset: u64,
 }
 
 /// The metric fiq's ANN indexes use.
@@ -178,6 +183,8 @@ mod tests {
             trained_on: 1000,
             seed: 3,
             faiss_simd: "generic".into(),
+            code_size: 32,
+            lists_offset: 9000,
         }
     }
 

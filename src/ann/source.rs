@@ -3,6 +3,7 @@
 //! search and for re-ranking compressed candidates.
 
 use super::AnnError;
+use crate::search::VectorBlock;
 
 /// Read access to `len()` rows of `dim()` f32, with dense ids `0..len()`.
 ///
@@ -14,12 +15,9 @@ pub trait VectorSource: Sync {
     fn len(&self) -> usize;
     /// Row `id`; `id < len()`.
     fn row(&self, id: usize) -> &[f32];
-    /// Rows `start..end` as one slice when they are stored contiguously, so that exact search can multiply
-    /// them without gathering. `None` (the default) makes callers copy row by row.
-    fn contiguous_rows(&self, start: usize, end: usize) -> Option<&[f32]> {
-        let _ = (start, end);
-        None
-    }
+    /// All rows as runs of contiguous rows, in id order (`base_id` of the first is 0, each starts where
+    /// the previous ended): what exact search multiplies and what a build hands to FAISS.
+    fn blocks(&self) -> Vec<VectorBlock<'_>>;
     /// Whether there are no rows.
     fn is_empty(&self) -> bool {
         self.len() == 0
@@ -89,8 +87,11 @@ impl VectorSource for Matrix {
     fn row(&self, id: usize) -> &[f32] {
         &self.data[id * self.dim..(id + 1) * self.dim]
     }
-    fn contiguous_rows(&self, start: usize, end: usize) -> Option<&[f32]> {
-        self.data.get(start * self.dim..end * self.dim)
+    fn blocks(&self) -> Vec<VectorBlock<'_>> {
+        vec![VectorBlock::F32 {
+            base_id: 0,
+            rows: &self.data,
+        }]
     }
 }
 

@@ -1,6 +1,6 @@
 //! The ANN layer against exact search, on small synthetic catalogs.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::testdata::mixture;
 use super::*;
@@ -19,9 +19,14 @@ fn build(store: &Matrix, factory: &str) -> AnnIndex {
     AnnIndex::build(store, &params, &()).unwrap()
 }
 
-fn write_and_open(ann: &AnnIndex, dir: &Path) -> (AnnIndex, Vec<AnnFile>) {
-    let files = ann.write_files(dir).unwrap();
-    (AnnIndex::open(dir, &files).unwrap(), files)
+fn write_and_open(ann: &mut AnnIndex, dir: &Path) -> (AnnIndex, PathBuf) {
+    let path = dir.join("ivf.faiss");
+    ann.write_file(&path).unwrap();
+    let len = std::fs::metadata(&path).unwrap().len();
+    (
+        AnnIndex::open(&path, ann.record().clone(), len).unwrap(),
+        path,
+    )
 }
 
 #[test]
@@ -108,7 +113,7 @@ fn tune_reaches_its_target_on_held_out_queries_and_the_choice_carries_over() {
 
     // The choice survives writing and reopening.
     let dir = tempfile::tempdir().unwrap();
-    let (reopened, _) = write_and_open(&ann, dir.path());
+    let (reopened, _) = write_and_open(&mut ann, dir.path());
     assert_eq!(reopened.record().nprobe, chosen);
 }
 
@@ -161,12 +166,11 @@ fn reopening_gives_identical_results_and_maps_the_file() {
     let store = catalog();
     let queries = held_out_queries(&store, 40, 6).unwrap();
     for factory in ["IVF32,Flat", "IVF32,SQ8"] {
-        let ann = build(&store, factory);
+        let mut ann = build(&store, factory);
         let dir = tempfile::tempdir().unwrap();
-        let (reopened, files) = write_and_open(&ann, dir.path());
+        let (reopened, path) = write_and_open(&mut ann, dir.path());
         assert_eq!(reopened.record(), ann.record());
         assert_eq!(reopened.list_sizes(), ann.list_sizes());
-        AnnIndex::verify_files(dir.path(), &files).unwrap();
         for nprobe in [1, 4, NLIST] {
             let mode = SearchMode::Ivf {
                 nprobe: Some(nprobe),
@@ -181,9 +185,9 @@ fn reopening_gives_identical_results_and_maps_the_file() {
         }
         let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
         assert!(
-            maps.contains(files[0].name.as_str()),
+            maps.contains(path.to_str().unwrap()),
             "FAISS should serve {} from a memory map",
-            files[0].name
+            path.display()
         );
     }
 }
@@ -192,9 +196,9 @@ fn reopening_gives_identical_results_and_maps_the_file() {
 fn the_same_seed_builds_the_same_file() {
     let store = catalog();
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let fa = build(&store, "IVF32,SQ8").write_files(a.path()).unwrap();
-    let fb = build(&store, "IVF32,SQ8").write_files(b.path()).unwrap();
-    assert_eq!(fa, fb);
+    let (_, fa) = write_and_open(&mut build(&store, "IVF32,SQ8"), a.path());
+    let (_, fb) = write_and_open(&mut build(&store, "IVF32,SQ8"), b.path());
+    assert_eq!(std::fs::read(fa).unwrap(), std::fs::read(fb).unwrap());
 }
 
 #[test]
@@ -281,35 +285,55 @@ fn bad_input_is_refused_with_a_reason() {
 #[test]
 fn damaged_files_are_reported_not_crashed_on() {
     let store = catalog();
-    let ann = build(&store, "IVF32,Flat");
+    let mut ann = build(&store, "IVF32,Flat");
     let dir = tempfile::tempdir().unwrap();
-    let files = ann.write_files(dir.path()).unwrap();
-    let path = dir.path().join(&files[0].name);
+    let (_, path) = write_and_open(&mut ann, dir.path());
+    let record = ann.record().clone();
     let bytes = std::fs::read(&path).unwrap();
+    let len = bytes.len() as u64;
+    let reopen = |bytes: &[u8], expected_len: u64| {
+        std::fs::write(&path, bytes).unwrap();
+        AnnIndex::open(&path, record.clone(), expected_len)
+    };
 
-    // Truncated, with the manifest updated to match: FAISS's own bounds checks must catch it.
-    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
-    let mut lying = files.clone();
-    lying[0].len = (bytes.len() / 2) as u64;
-    let err = AnnIndex::open(dir.path(), &lying).unwrap_err();
-    assert!(matches!(err, AnnError::Faiss { .. }), "{err}");
     // Truncated against the manifest: caught before FAISS sees it.
-    let err = AnnIndex::open(dir.path(), &files).unwrap_err();
+    let err = reopen(&bytes[..bytes.len() - 100], len).unwrap_err();
     assert!(matches!(err, AnnError::CorruptFile { .. }), "{err}");
+    // Truncated inside the lists, with the manifest updated to match: FAISS checks only where the lists
+    // start, so fiq's own check of their end must catch it (else a search would fault past the map).
+    let short = &bytes[..bytes.len() - 100];
+    let err = reopen(short, short.len() as u64).unwrap_err();
+    assert!(err.to_string().contains("inverted lists"), "{err}");
+    // Truncated inside the header: FAISS's reader reports it.
+    let err = reopen(&bytes[..1000], 1000).unwrap_err();
+    assert!(matches!(err, AnnError::Faiss { .. }), "{err}");
 
-    // Same length, one flipped byte: only the checksum notices.
+    // One list size changed (they are the u64s right before the lists): the sizes no longer add up to
+    // the file, so open refuses instead of pointing lists outside it.
+    let mut grown = bytes.clone();
+    let size_of_list_5 = record.lists_offset as usize - 8 * (NLIST - 5);
+    grown[size_of_list_5 + 1] ^= 0x01;
+    let err = reopen(&grown, len).unwrap_err();
+    assert!(err.to_string().contains("inverted lists"), "{err}");
+
+    // A flipped byte inside a list's codes: open and search still work (only `verify` checks the CRC);
+    // the scores change but every returned id is a real row.
     let mut flipped = bytes.clone();
-    let middle = flipped.len() / 2;
-    flipped[middle] ^= 0x40;
-    std::fs::write(&path, &flipped).unwrap();
-    let err = AnnIndex::verify_files(dir.path(), &files).unwrap_err();
-    assert!(err.to_string().contains("CRC32"), "{err}");
+    flipped[record.lists_offset as usize + 10] ^= 0x40;
+    let damaged = reopen(&flipped, len).unwrap();
+    let hits = damaged
+        .search(
+            &store,
+            store.row(0),
+            10,
+            SearchMode::Ivf { nprobe: Some(4) },
+        )
+        .unwrap();
+    assert!(hits.iter().all(|h| (h.id as usize) < store.len()));
 
     std::fs::remove_file(&path).unwrap();
     assert!(matches!(
-        AnnIndex::open(dir.path(), &files).unwrap_err(),
+        AnnIndex::open(&path, record.clone(), len).unwrap_err(),
         AnnError::Io { .. }
     ));
-    let err = AnnIndex::open(dir.path(), &[]).unwrap_err();
-    assert!(matches!(err, AnnError::CorruptFile { .. }));
 }

@@ -6,8 +6,8 @@ use std::time::Instant;
 use super::index::{AnnIndex, SearchMode};
 use super::sample::SplitMix64;
 use super::source::{normalize_rows, Matrix, VectorSource};
-use super::top_k::Neighbor;
 use super::AnnError;
+use crate::search::Neighbor;
 
 /// Mean over queries of |approximate top-k ∩ exact top-k| / k (k capped by what exact search found).
 pub fn recall_at_k(approximate: &[Vec<Neighbor>], exact: &[Vec<Neighbor>], k: usize) -> f64 {

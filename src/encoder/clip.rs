@@ -2,7 +2,9 @@
 //! that overlaps the model, and progress reporting.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
@@ -15,7 +17,9 @@ use super::error::{compute, EncoderError, ImageError};
 use super::model::{pool_position, ClipModel, Kernels};
 use super::preprocess::ImagePreprocessor;
 use super::tokenizer::ClipTokenizer;
-use super::{ComputeDevice, Encoder, EncoderOptions, ImageSource, ModelInfo, Precision};
+use super::{
+    ComputeDevice, EncodeTimings, Encoder, EncoderOptions, ImageSource, ModelInfo, Precision,
+};
 
 /// A CLIP model loaded from a Hugging Face model directory.
 pub struct ClipEncoder {
@@ -28,6 +32,19 @@ pub struct ClipEncoder {
     dtype: DType,
     batch_size: usize,
     progress: bool,
+    timings: Timers,
+}
+
+/// Nanoseconds spent so far, by stage (see [`EncodeTimings`]).
+#[derive(Debug, Default)]
+struct Timers {
+    decode: AtomicU64,
+    image_forward: AtomicU64,
+    text_forward: AtomicU64,
+}
+
+fn add_elapsed(counter: &AtomicU64, since: Instant) {
+    counter.fetch_add(since.elapsed().as_nanos() as u64, Ordering::Relaxed);
 }
 
 impl ClipEncoder {
@@ -82,6 +99,7 @@ impl ClipEncoder {
             dtype,
             batch_size: options.batch_size.max(1),
             progress: options.progress,
+            timings: Timers::default(),
         })
     }
 
@@ -147,6 +165,15 @@ impl Encoder for ClipEncoder {
         &self.info
     }
 
+    fn timings(&self) -> Option<EncodeTimings> {
+        let read = |c: &AtomicU64| Duration::from_nanos(c.load(Ordering::Relaxed));
+        Some(EncodeTimings {
+            decode: read(&self.timings.decode),
+            image_forward: read(&self.timings.image_forward),
+            text_forward: read(&self.timings.text_forward),
+        })
+    }
+
     fn encode_images(
         &self,
         images: &[ImageSource<'_>],
@@ -154,6 +181,7 @@ impl Encoder for ClipEncoder {
         let bar = self.progress_bar(images.len(), "images");
         let mut results: Vec<Result<Vec<f32>, ImageError>> = Vec::with_capacity(images.len());
         let preprocessor = &self.preprocessor;
+        let decode_time = &self.timings.decode;
         std::thread::scope(|scope| {
             // Decoding the next batch overlaps the model's work on this one; the bound of one batch in
             // flight caps memory at two batches of pixels.
@@ -162,9 +190,14 @@ impl Encoder for ClipEncoder {
                 for chunk in images.chunks(self.batch_size) {
                     let prepared: Vec<_> = chunk
                         .par_iter()
-                        .map(|source| match source {
-                            ImageSource::Path(path) => preprocessor.load(path),
-                            ImageSource::Image(image) => Ok(preprocessor.preprocess(image)),
+                        .map(|source| {
+                            let started = Instant::now();
+                            let pixels = match source {
+                                ImageSource::Path(path) => preprocessor.load(path),
+                                ImageSource::Image(image) => Ok(preprocessor.preprocess(image)),
+                            };
+                            add_elapsed(decode_time, started);
+                            pixels
                         })
                         .collect();
                     if sender.send(prepared).is_err() {
@@ -178,12 +211,14 @@ impl Encoder for ClipEncoder {
                 for item in prepared.iter().flatten() {
                     pixels.extend_from_slice(item);
                 }
+                let started = Instant::now();
                 let mut vectors = if count > 0 {
                     self.embed_pixels(pixels, count)?
                 } else {
                     Vec::new()
                 }
                 .into_iter();
+                add_elapsed(&self.timings.image_forward, started);
                 bar.inc(prepared.len() as u64);
                 for item in prepared {
                     results
@@ -212,7 +247,10 @@ impl Encoder for ClipEncoder {
         let mut vectors = vec![Vec::new(); texts.len()];
         for batch in order.chunks(self.batch_size) {
             let batch_sequences: Vec<&Vec<u32>> = batch.iter().map(|&i| &sequences[i]).collect();
-            for (&i, vector) in batch.iter().zip(self.embed_tokens(&batch_sequences)?) {
+            let started = Instant::now();
+            let embedded = self.embed_tokens(&batch_sequences)?;
+            add_elapsed(&self.timings.text_forward, started);
+            for (&i, vector) in batch.iter().zip(embedded) {
                 vectors[i] = vector;
             }
             bar.inc(batch.len() as u64);

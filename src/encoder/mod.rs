@@ -54,6 +54,23 @@ pub trait Encoder: Send + Sync {
 
     /// One unit vector per text, in input order. Fails on an empty text, naming its index.
     fn encode_texts(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EncoderError>;
+
+    /// Time spent so far by stage, for encoders that keep count.
+    fn timings(&self) -> Option<EncodeTimings> {
+        None
+    }
+}
+
+/// Time an encoder has spent since it was loaded, by stage.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct EncodeTimings {
+    /// Reading, decoding and preprocessing images, summed over the worker threads that do it (it
+    /// overlaps the model's work, so it can exceed the wall time).
+    pub decode: std::time::Duration,
+    /// The image tower (wall time).
+    pub image_forward: std::time::Duration,
+    /// The text tower, tokenizing excluded (wall time).
+    pub text_forward: std::time::Duration,
 }
 
 /// Where an image comes from.

@@ -1,9 +1,11 @@
 //! The index as a library user sees it: open a directory, look items up, search it.
 //!
 //! [`Index`] is a read-only view of one committed version (cheap to clone, safe to share between
-//! threads); [`IndexWriter`] appends, deletes and commits new versions. The bytes are
-//! `fiq-index-format`'s business; this module adds normalization, the model check and search.
+//! threads); [`IndexWriter`] appends, deletes, builds the IVF index and commits new versions. The bytes
+//! are `fiq-index-format`'s business; this module adds normalization, the model check and search
+//! (`search.rs`: exact, or IVF through [`crate::ann`] with exact search of rows added since).
 
+mod search;
 mod writer;
 
 use std::borrow::Cow;
@@ -12,9 +14,12 @@ use std::sync::Arc;
 
 use fiq_index_format::{Directory, MmapDirectory, Segment, Snapshot};
 pub use fiq_index_format::{ItemMeta, ModelInfo, VectorType, VerifyReport};
+pub use search::StoreRows;
 pub use writer::IndexWriter;
 
-use crate::search::{exact_search, Neighbor, VectorBlock};
+pub use crate::ann::SearchMode;
+use crate::ann::{AnnIndex, AnnRecord};
+use crate::search::{Neighbor, VectorBlock};
 
 /// Errors of the index API (bytes problems come as [`fiq_index_format::FormatError`]).
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +45,12 @@ pub enum IndexError {
         query_model: String,
         query_fingerprint: String,
     },
+    /// IVF search asked of an index without an IVF index.
+    #[error("the index at {index} has no IVF index; build one with `fiq-index build --index {index} --ivf NLIST` (or search exactly)")]
+    NoAnn { index: PathBuf },
+    /// An IVF index over something it cannot serve.
+    #[error("the IVF index of {index} cannot be used: {reason}")]
+    AnnUnsupported { index: PathBuf, reason: String },
 }
 
 /// One search result.
@@ -58,12 +69,26 @@ pub struct Hit {
 pub struct SearchOptions<'a> {
     /// Only ids for which this returns true are returned (for example one category's gallery).
     pub filter: Option<&'a (dyn Fn(u64) -> bool + Sync)>,
+    /// Exact or IVF (with a per-call `nprobe`). `None`: the IVF index with its recorded `nprobe` when
+    /// the index has one, exact search otherwise.
+    pub mode: Option<SearchMode>,
+}
+
+impl<'a> SearchOptions<'a> {
+    /// Options that search in `mode`.
+    pub fn mode(mode: SearchMode) -> SearchOptions<'a> {
+        SearchOptions {
+            filter: None,
+            mode: Some(mode),
+        }
+    }
 }
 
 impl std::fmt::Debug for SearchOptions<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SearchOptions")
             .field("filter", &self.filter.is_some())
+            .field("mode", &self.mode)
             .finish()
     }
 }
@@ -87,10 +112,12 @@ impl std::fmt::Debug for SearchOptions<'_> {
 pub struct Index {
     snapshot: Arc<Snapshot>,
     path: PathBuf,
+    ann: Option<Arc<AnnIndex>>,
 }
 
 impl Index {
-    /// Opens the index at `path`: reads the manifest and maps the segments; no vector is read.
+    /// Opens the index at `path`: reads the manifest and maps the segments; no vector is read. An IVF
+    /// index, if there is one, is opened too: its coarse centroids are read, its lists only mapped.
     pub fn open(path: impl AsRef<Path>) -> crate::Result<Index> {
         let dir = MmapDirectory::open(path.as_ref()).map_err(|e| match e {
             fiq_index_format::FormatError::Io { source, .. }
@@ -109,10 +136,22 @@ impl Index {
     pub fn open_in(dir: Arc<dyn Directory>) -> crate::Result<Index> {
         let path = dir.path_of("");
         let snapshot = Snapshot::open(dir)?;
+        let ann = search::open_ann(&snapshot, &path)?.map(Arc::new);
         Ok(Index {
             snapshot: Arc::new(snapshot),
             path,
+            ann,
         })
+    }
+
+    /// The IVF index, if one was built.
+    pub fn ann(&self) -> Option<&AnnIndex> {
+        self.ann.as_deref()
+    }
+
+    /// What the IVF index is (factory, nlist, default nprobe, ...), if there is one.
+    pub fn ann_record(&self) -> Option<&AnnRecord> {
+        self.ann().map(AnnIndex::record)
     }
 
     /// Where the index lives.
@@ -201,7 +240,9 @@ impl Index {
         })
     }
 
-    /// The `k` nearest live items to `query` by exact inner product (the query is normalized first).
+    /// The `k` nearest live items to `query` (normalized first), best first: through the IVF index with
+    /// its recorded `nprobe` when the index has one, by exact inner product otherwise. See
+    /// [`Index::search_batch`] to choose.
     pub fn search(&self, query: &[f32], k: usize) -> crate::Result<Vec<Hit>> {
         Ok(self
             .search_batch(query, k, &SearchOptions::default())?
@@ -209,32 +250,60 @@ impl Index {
             .unwrap_or_default())
     }
 
-    /// Exact search for many queries at once (row-major `nq × dim`); much faster per query than one by one.
+    /// Searches many queries at once (row-major `nq × dim`); much faster per query than one by one.
+    /// `options` chooses exact or IVF search (and `nprobe`) and filters the results.
+    ///
+    /// ```
+    /// # use fiq::index::{Index, IndexWriter, ItemMeta, ModelInfo, SearchMode, SearchOptions};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let mut writer = IndexWriter::create(dir.path(), 2, ModelInfo::default())?;
+    /// # writer.add("a", &[1.0, 0.0], &ItemMeta::default())?;
+    /// # writer.commit()?;
+    /// # let index = Index::open(dir.path())?;
+    /// let exact = index.search_batch(&[1.0, 0.1], 1, &SearchOptions::mode(SearchMode::Exact))?;
+    /// assert_eq!(exact[0][0].key, "a");
+    /// # Ok::<(), fiq::Error>(())
+    /// ```
     pub fn search_batch(
         &self,
         queries: &[f32],
         k: usize,
         options: &SearchOptions<'_>,
     ) -> crate::Result<Vec<Vec<Hit>>> {
-        let neighbors = self.exact_neighbors(queries, k, options)?;
+        let neighbors = self.neighbors(queries, k, options)?;
         neighbors.into_iter().map(|list| self.hits(list)).collect()
     }
 
-    /// Exact search returning ids and scores only (no key look-up).
-    pub fn exact_neighbors(
+    /// [`Index::search_batch`] returning ids and scores only (no key look-up).
+    pub fn neighbors(
         &self,
         queries: &[f32],
         k: usize,
         options: &SearchOptions<'_>,
     ) -> crate::Result<Vec<Vec<Neighbor>>> {
         let normalized = self.normalized_queries(queries)?;
-        let blocks: Vec<VectorBlock<'_>> = self.blocks();
-        let snapshot = &self.snapshot;
-        let has_deleted = !snapshot.deleted_ids().is_empty();
-        let keep = |id: u64| {
-            (!has_deleted || !snapshot.is_deleted(id)) && options.filter.is_none_or(|f| f(id))
+        let mode = options.mode.unwrap_or(match self.ann {
+            Some(_) => SearchMode::IVF_DEFAULT,
+            None => SearchMode::Exact,
+        });
+        match mode {
+            SearchMode::Exact => Ok(self.exact(&normalized, k, options)),
+            SearchMode::Ivf { nprobe } => self.ivf(&normalized, k, nprobe, options),
+        }
+    }
+
+    /// Exact search, whatever the index holds: the ground truth.
+    pub fn exact_neighbors(
+        &self,
+        queries: &[f32],
+        k: usize,
+        options: &SearchOptions<'_>,
+    ) -> crate::Result<Vec<Vec<Neighbor>>> {
+        let options = SearchOptions {
+            filter: options.filter,
+            mode: Some(SearchMode::Exact),
         };
-        Ok(exact_search(&normalized, self.dim(), &blocks, k, &keep))
+        self.neighbors(queries, k, &options)
     }
 
     /// The segments as contiguous blocks of rows.

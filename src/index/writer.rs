@@ -3,7 +3,13 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use fiq_index_format::{Directory, ItemMeta, MmapDirectory, ModelInfo, SnapshotWriter, VectorType};
+use fiq_index_format::{
+    AnnFileSource, Directory, ItemMeta, MmapDirectory, ModelInfo, SnapshotWriter, VectorType,
+};
+
+use super::search::{StoreRows, IVF_FILE};
+use super::Index;
+use crate::ann::{AnnIndex, AnnParams, AnnRecord, Progress};
 
 /// Writes new versions of an index. Vectors are L2-normalized on the way in, so every stored vector is
 /// unit-length and inner product is cosine similarity. Nothing is visible to readers until
@@ -105,9 +111,58 @@ impl IndexWriter {
         self.inner.set_setting(name, value);
     }
 
-    /// Replaces the ANN files at the next commit.
-    pub fn set_ann(&mut self, files: Vec<(String, Vec<u8>)>, params: String) {
-        self.inner.set_ann(files, params);
+    /// Builds an IVF index (FAISS) over every committed row and makes it part of the next commit,
+    /// replacing any earlier one; returns what was built. Rows added after this call (or pending in this
+    /// writer) are not in the IVF index: searches score them exactly until the next build.
+    ///
+    /// ```
+    /// use fiq::ann::AnnParams;
+    /// use fiq::index::{Index, IndexWriter, ItemMeta, ModelInfo};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let mut writer = IndexWriter::create(dir.path(), 2, ModelInfo::default())?;
+    /// for i in 0..64 {
+    ///     let angle = i as f32 / 10.0;
+    ///     writer.add(&format!("item-{i}"), &[angle.cos(), angle.sin()], &ItemMeta::default())?;
+    /// }
+    /// writer.commit()?;
+    /// writer.build_ann(&AnnParams::ivf_flat(4), &())?;
+    /// writer.commit()?;
+    ///
+    /// let index = Index::open(dir.path())?;
+    /// assert_eq!(index.ann_record().unwrap().nlist, 4);
+    /// let hits = index.search(&[1.0, 0.0], 1)?; // through the IVF index
+    /// assert_eq!(hits[0].key, "item-0");
+    /// # Ok::<(), fiq::Error>(())
+    /// ```
+    pub fn build_ann(
+        &mut self,
+        params: &AnnParams,
+        progress: &dyn Progress,
+    ) -> crate::Result<AnnRecord> {
+        let committed = Index::open_in(self.inner.directory().clone())?;
+        let source = StoreRows::new(&committed, committed.total_rows() as usize)?;
+        let mut ann = AnnIndex::build(&source, params, progress)?;
+        let staged = self.inner.staging_path(IVF_FILE).unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("fiq-ivf-{}.faiss", std::process::id()))
+        });
+        ann.write_file(&staged)?;
+        let record = ann.record().clone();
+        self.inner.set_ann(
+            vec![(IVF_FILE.to_owned(), AnnFileSource::Staged(staged))],
+            record.to_json(),
+        );
+        Ok(record)
+    }
+
+    /// Records new IVF parameters (a tuned default `nprobe`) at the next commit, without touching the
+    /// FAISS file. Fails when the index has no IVF index.
+    pub fn set_ann_record(&mut self, record: &AnnRecord) -> crate::Result<()> {
+        Ok(self.inner.set_ann_params(record.to_json())?)
+    }
+
+    /// Removes the IVF index at the next commit (searches become exact).
+    pub fn remove_ann(&mut self) {
+        self.inner.set_ann(Vec::new(), String::new());
     }
 
     /// Makes all changes durable and visible as one new version; returns its generation.

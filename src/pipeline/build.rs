@@ -46,8 +46,13 @@ pub struct BuildReport {
     pub already_present: usize,
     /// Images that could not be read or encoded, or were listed twice.
     pub skipped: Vec<SkippedImage>,
-    /// Time spent decoding, preprocessing and encoding images.
+    /// Time spent reading, decoding and preprocessing images, summed over the threads that do it
+    /// (overlapped with encoding; zero when the encoder does not keep count).
+    pub decode_time: Duration,
+    /// Time spent in the image model (when the encoder keeps count; otherwise decoding included).
     pub encode_time: Duration,
+    /// Wall time of decoding and encoding together (they overlap).
+    pub decode_and_encode_time: Duration,
     /// Time spent writing and committing the index.
     pub index_time: Duration,
 }
@@ -112,6 +117,7 @@ pub fn build_catalog(
         }
     }
 
+    let timings_before = encoder.timings();
     let bar = if options.progress {
         crate::progress::bar(todo.len() as u64, "encoding")
     } else {
@@ -124,7 +130,7 @@ pub fn build_catalog(
             .map(|(_, _, path)| ImageSource::Path(path))
             .collect();
         let vectors = encoder.encode_images(&sources)?;
-        report.encode_time += started.elapsed();
+        report.decode_and_encode_time += started.elapsed();
 
         let started = Instant::now();
         for ((name, category, path), vector) in chunk.iter().zip(vectors) {
@@ -149,5 +155,12 @@ pub fn build_catalog(
         bar.inc(chunk.len() as u64);
     }
     bar.finish_and_clear();
+    match (timings_before, encoder.timings()) {
+        (Some(before), Some(after)) => {
+            report.decode_time = after.decode - before.decode;
+            report.encode_time = after.image_forward - before.image_forward;
+        }
+        _ => report.encode_time = report.decode_and_encode_time,
+    }
     Ok(report)
 }

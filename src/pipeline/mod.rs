@@ -5,7 +5,10 @@ mod build;
 mod eval;
 
 pub use build::{build_catalog, BuildOptions, BuildReport, SkippedImage};
-pub use eval::{evaluate_index, CategoryGalleries, IndexBackend};
+pub use eval::{
+    evaluate_index, evaluate_index_both_ways, Agreement, CategoryGalleries, IndexBackend,
+    ModeComparison,
+};
 
 /// Errors of the pipeline that are not another module's.
 #[derive(Debug, thiserror::Error)]

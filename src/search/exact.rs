@@ -26,14 +26,16 @@ pub enum VectorBlock<'a> {
 }
 
 impl VectorBlock<'_> {
-    fn len(&self, dim: usize) -> usize {
+    /// Rows in the block.
+    pub fn len(&self, dim: usize) -> usize {
         match self {
             VectorBlock::F32 { rows, .. } => rows.len() / dim,
             VectorBlock::F16 { rows, .. } => rows.len() / dim,
         }
     }
 
-    fn base_id(&self) -> u64 {
+    /// The id of the block's first row.
+    pub fn base_id(&self) -> u64 {
         match self {
             VectorBlock::F32 { base_id, .. } | VectorBlock::F16 { base_id, .. } => *base_id,
         }

@@ -12,6 +12,17 @@ pub struct Neighbor {
     pub score: f32,
 }
 
+impl Neighbor {
+    /// `Less` when `self` ranks before `other`: higher score first, then lower id, so that ties are
+    /// broken the same way by exact and approximate search.
+    pub fn rank_cmp(&self, other: &Neighbor) -> std::cmp::Ordering {
+        other
+            .score
+            .total_cmp(&self.score)
+            .then_with(|| self.id.cmp(&other.id))
+    }
+}
+
 /// Orders neighbors worst-first so that a max-heap's top is the one to evict: lower score is worse, and
 /// among equal scores the higher id is worse, which makes results deterministic.
 #[derive(Debug, Clone, Copy)]

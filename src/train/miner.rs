@@ -42,6 +42,7 @@ pub fn mine_hard_negatives(
         let in_gallery = |id: u64| gallery.contains(&id);
         let options = SearchOptions {
             filter: Some(&in_gallery),
+            ..SearchOptions::default()
         };
         // One extra, since the target is usually among the nearest.
         let neighbors = index.exact_neighbors(&flat, per_query + 1, &options)?;

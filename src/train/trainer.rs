@@ -531,6 +531,7 @@ pub fn evaluate_fusion(
             let in_gallery = |id: u64| gallery.contains(&id);
             let options = SearchOptions {
                 filter: Some(&in_gallery),
+                ..SearchOptions::default()
             };
             let neighbors = index.exact_neighbors(query, k, &options).map_err(boxed)?;
             neighbors

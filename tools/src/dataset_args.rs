@@ -9,7 +9,7 @@ use fiq::fashioniq::{Category, Dataset, LoadOptions, Split};
 pub struct DatasetArgs {
     /// The FashionIQ root (captions/, image_splits/, images/).
     #[arg(long)]
-    pub fashioniq: PathBuf,
+    pub fashioniq: Option<PathBuf>,
     /// Categories to use (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "dress,shirt,toptee")]
     pub categories: Vec<Category>,
@@ -21,8 +21,11 @@ pub struct DatasetArgs {
 impl DatasetArgs {
     /// Loads the chosen categories of the split, with images resolved.
     pub fn load(&self) -> anyhow::Result<Dataset> {
+        let Some(root) = &self.fashioniq else {
+            anyhow::bail!("give the FashionIQ root with --fashioniq ROOT");
+        };
         Ok(Dataset::load(
-            &self.fashioniq,
+            root,
             &self.categories,
             self.split,
             LoadOptions::default(),

@@ -1,6 +1,7 @@
 //! `fiq-index`: the command-line face of the fiq library. It parses arguments, calls the library and
 //! prints; all the work is in `fiq`.
 
+mod ann_args;
 mod cmd;
 mod dataset_args;
 mod model_args;
@@ -10,8 +11,9 @@ use clap::{Parser, Subcommand};
 
 /// Build, search, verify and evaluate fiq indexes: composed image retrieval ("this dress, but red").
 ///
-/// An index is a directory holding memory-mapped vectors, their keys and metadata, and optionally a FAISS
-/// IVF index. Start with `fiq-index import` (vectors from numpy) and `fiq-index search`.
+/// An index is a directory holding memory-mapped vectors, their keys and metadata, and a FAISS IVF
+/// index. Start with `fiq-index build --vectors X.npy --keys K.txt --out INDEX` (vectors from numpy) or
+/// `fiq-index build --fashioniq ROOT --out INDEX` (encode images), then `fiq-index search`.
 #[derive(Debug, Parser)]
 #[command(name = "fiq-index", version, about, long_about)]
 struct Cli {
@@ -30,8 +32,6 @@ enum Command {
     Embed(cmd::embed::Args),
     Build(cmd::build::Args),
     Eval(cmd::eval::Args),
-    /// Build an IVF (FAISS) index over L2-normalized vectors (a stand-alone ANN directory for now).
-    BuildAnn(cmd::build_ann::Args),
     Tune(cmd::tune::Args),
     EvalAnn(cmd::eval_ann::Args),
     Train(cmd::train::Args),
@@ -49,7 +49,6 @@ fn main() {
         Command::Embed(args) => cmd::embed::run(args),
         Command::Build(args) => cmd::build::run(args),
         Command::Eval(args) => cmd::eval::run(args),
-        Command::BuildAnn(args) => cmd::build_ann::run(args),
         Command::Tune(args) => cmd::tune::run(args),
         Command::EvalAnn(args) => cmd::eval_ann::run(args),
         Command::Train(args) => cmd::train::run(args),

@@ -10,7 +10,7 @@ use fiq::encoder::{ClipEncoder, ComputeDevice, EncoderOptions, Normalization, Pr
 pub struct ModelArgs {
     /// Model directory in the Hugging Face layout (config.json, model.safetensors, tokenizer.json).
     #[arg(long)]
-    pub model: PathBuf,
+    pub model: Option<PathBuf>,
     /// Inputs per forward pass.
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
@@ -57,8 +57,11 @@ impl ModelArgs {
             batch_size: self.batch_size,
             progress: !self.quiet,
         };
-        ClipEncoder::load(&self.model, &options)
-            .with_context(|| format!("loading model {}", self.model.display()))
+        let Some(model) = &self.model else {
+            bail!("give the model directory with --model DIR");
+        };
+        ClipEncoder::load(model, &options)
+            .with_context(|| format!("loading model {}", model.display()))
     }
 }
 

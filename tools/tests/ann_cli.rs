@@ -1,4 +1,5 @@
-//! `fiq-index build`, `tune` and `eval-ann` end to end on a small generated catalog.
+//! `fiq-index build`, `tune`, `eval-ann` and `search` on an IVF index, end to end on a small generated
+//! catalog.
 
 use std::path::Path;
 use std::process::Command;
@@ -51,26 +52,64 @@ fn run(cmd: &mut Command) -> String {
     text
 }
 
-fn recorded_nprobe(dir: &Path) -> usize {
-    let manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("ann.json")).unwrap()).unwrap();
+fn write_keys(path: &Path, n: usize, prefix: &str) {
+    let keys: String = (0..n).map(|i| format!("{prefix}{i:05}\n")).collect();
+    std::fs::write(path, keys).unwrap();
+}
+
+fn info(index: &Path) -> serde_json::Value {
+    serde_json::from_str(&run(fiq_index().arg("info").arg(index).arg("--json"))).unwrap()
+}
+
+fn recorded_nprobe(index: &Path) -> usize {
     let params: serde_json::Value =
-        serde_json::from_str(manifest["files"][0]["params"].as_str().unwrap()).unwrap();
+        serde_json::from_str(info(index)["ann_params"].as_str().unwrap()).unwrap();
     params["nprobe"].as_u64().unwrap() as usize
+}
+
+/// Builds a 3000 x 24 index with IVF32,Flat (nprobe 1) in `dir`.
+fn build_index(dir: &Path) -> std::path::PathBuf {
+    let vectors = dir.join("base.npy");
+    let keys = dir.join("keys.txt");
+    write_catalog(&vectors, 3000, 24);
+    write_keys(&keys, 3000, "item");
+    let index = dir.join("index");
+    run(fiq_index()
+        .arg("build")
+        .arg("--vectors")
+        .arg(&vectors)
+        .arg("--keys")
+        .arg(&keys)
+        .args(["--ivf", "32", "--nprobe", "1", "--out"])
+        .arg(&index));
+    index
+}
+
+fn search_json(index: &Path, queries: &Path, extra: &[&str]) -> Vec<Vec<String>> {
+    run(fiq_index()
+        .arg("search")
+        .arg(index)
+        .arg("--query-npy")
+        .arg(queries)
+        .args(["-k", "10", "--json"])
+        .args(extra))
+    .lines()
+    .map(|line| {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        v["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["key"].as_str().unwrap().to_owned())
+            .collect()
+    })
+    .collect()
 }
 
 #[test]
 fn build_tune_and_eval_an_ivf_index() {
     let tmp = tempfile::tempdir().unwrap();
-    let vectors = tmp.path().join("base.npy");
-    write_catalog(&vectors, 3000, 24);
-    let index = tmp.path().join("ivf");
-    run(fiq_index()
-        .arg("build-ann")
-        .arg("--vectors")
-        .arg(&vectors)
-        .args(["--ivf", "32", "--nprobe", "1"])
-        .arg(&index));
+    let index = build_index(tmp.path());
     assert_eq!(recorded_nprobe(&index), 1);
 
     let table =
@@ -106,23 +145,92 @@ fn build_tune_and_eval_an_ivf_index() {
 }
 
 #[test]
-fn vectors_that_are_not_normalized_are_refused() {
+fn search_through_the_ivf_index_exactly_and_after_appends() {
     let tmp = tempfile::tempdir().unwrap();
-    let vectors = tmp.path().join("base.npy");
-    write_catalog(&vectors, 100, 8);
-    let mut bytes = std::fs::read(&vectors).unwrap();
-    let last = bytes.len() - 4;
-    bytes[last..].copy_from_slice(&5.0f32.to_le_bytes());
-    std::fs::write(&vectors, bytes).unwrap();
-    let out = fiq_index()
-        .arg("build-ann")
+    let index = build_index(tmp.path());
+    let queries = tmp.path().join("queries.npy");
+    write_catalog(&queries, 20, 24);
+
+    // Probing every list is exact search; probing one list is not (the data is not trivial).
+    let exact = search_json(&index, &queries, &["--exact"]);
+    assert_eq!(search_json(&index, &queries, &["--nprobe", "32"]), exact);
+    assert_ne!(search_json(&index, &queries, &[]), exact);
+
+    // Rows appended after the IVF build are found (scored exactly until the next build).
+    let extra = tmp.path().join("extra.npy");
+    let extra_keys = tmp.path().join("extra.txt");
+    // The generator is seeded: these are the queries again, and the queries are rows 0..20 of the
+    // catalog, so each query's two best are item{q} and new{q}, at the same score.
+    write_catalog(&extra, 20, 24);
+    write_keys(&extra_keys, 20, "new");
+    run(fiq_index()
+        .arg("import")
+        .arg("--append")
         .arg("--vectors")
-        .arg(&vectors)
-        .args(["--ivf", "4"])
-        .arg(tmp.path().join("ivf"))
+        .arg(&extra)
+        .arg("--keys")
+        .arg(&extra_keys)
+        .arg("--out")
+        .arg(&index));
+    let found = search_json(&index, &queries, &[]);
+    for (q, hits) in found.iter().enumerate() {
+        let mut best_two = hits[..2].to_vec();
+        best_two.sort();
+        assert_eq!(
+            best_two,
+            [format!("item{q:05}"), format!("new{q:05}")],
+            "query {q}: {hits:?}"
+        );
+    }
+
+    // Rebuilding the IVF index over the existing index covers the new rows; verify checks its CRC.
+    run(fiq_index()
+        .arg("build")
+        .arg("--ivf")
+        .arg("16")
+        .arg("--out")
+        .arg(&index));
+    let params: serde_json::Value =
+        serde_json::from_str(info(&index)["ann_params"].as_str().unwrap()).unwrap();
+    assert_eq!(params["len"], 3020);
+    assert_eq!(params["nlist"], 16);
+    run(fiq_index().arg("verify").arg(&index));
+    let ivf_file = std::fs::read_dir(&index)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("ann-ivf")
+        })
+        .expect("the IVF file lives in the index directory");
+    let mut bytes = std::fs::read(&ivf_file).unwrap();
+    let last = bytes.len() - 3;
+    bytes[last] ^= 0x10;
+    std::fs::write(&ivf_file, bytes).unwrap();
+    let out = fiq_index().arg("verify").arg(&index).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("ann-ivf") && err.contains("checksum mismatch"),
+        "{err}"
+    );
+}
+
+#[test]
+fn build_without_input_names_what_is_missing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = fiq_index()
+        .arg("build")
+        .arg("--out")
+        .arg(tmp.path().join("nothing"))
         .output()
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("row 99 has L2 norm"), "{err}");
+    assert!(
+        err.contains("--fashioniq") && err.contains("--vectors"),
+        "{err}"
+    );
 }

@@ -1,29 +1,62 @@
-//! `fiq-index build`: encode a FashionIQ catalog into an index.
+//! `fiq-index build`: fill an index (from a FashionIQ tree or a vector file) and build its IVF index.
 
 use std::path::PathBuf;
+use std::time::Instant;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
+use fiq::index::{Index, IndexWriter};
 use fiq::pipeline::{build_catalog, BuildOptions};
 
-/// Encode the gallery images of a FashionIQ tree into an index (created if missing).
+/// Fill an index and build its IVF (FAISS) index, in one of three ways:
 ///
-/// Resumable: the index is committed every --commit-every images, and a rerun skips images already in
-/// it. Unreadable images are skipped and listed in INDEX/skipped-images.tsv, never aborting the build.
+///   --fashioniq ROOT: encode the split's gallery images with the model (resumable: the index is
+///     committed every --commit-every images, and a rerun skips images already in it; unreadable
+///     images are skipped and listed in INDEX/skipped-images.tsv, never aborting the build);
+///   --vectors FILE.npy --keys FILE.txt: import L2-normalized float32 rows (like `import`);
+///   neither: the index at --out exists already (for example from `import`); only the IVF index is
+///     (re)built.
+///
+/// Then the IVF index is built over every item and committed with the index (--no-ivf skips it; search
+/// is then exact). `fiq-index tune` picks its nprobe; `fiq-index eval-ann` measures it.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The index directory to create or resume.
+    /// The index directory to create, resume or give an IVF index.
     #[arg(long)]
     out: PathBuf,
-    /// Images encoded between commits.
+    /// Vectors to import: a 2-D float32 .npy array, one row per item.
+    #[arg(long, requires = "keys", conflicts_with = "fashioniq")]
+    vectors: Option<PathBuf>,
+    /// Keys of the imported vectors, one per line (row i gets line i).
+    #[arg(long, requires = "vectors")]
+    keys: Option<PathBuf>,
+    /// Images encoded between commits (--fashioniq).
     #[arg(long, default_value_t = 1024)]
     commit_every: usize,
     #[command(flatten)]
     dataset: crate::dataset_args::DatasetArgs,
     #[command(flatten)]
     model: crate::model_args::ModelArgs,
+    #[command(flatten)]
+    ann: crate::ann_args::AnnArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    match (&args.dataset.fashioniq, &args.vectors, &args.keys) {
+        (Some(_), _, _) => encode_catalog(&args)?,
+        (None, Some(vectors), Some(keys)) => {
+            super::import::import(vectors, keys, &args.out, false, "", "external")?
+        }
+        _ if Index::open(&args.out).is_ok() => {}
+        _ => bail!(
+            "{} is not an index yet: give --fashioniq ROOT (encode images) or --vectors FILE.npy \
+             --keys FILE.txt (import vectors) to fill it",
+            args.out.display()
+        ),
+    }
+    build_ivf(&args)
+}
+
+fn encode_catalog(args: &Args) -> anyhow::Result<()> {
     let dataset = args.dataset.load()?;
     let encoder = args.model.load()?;
     let options = BuildOptions {
@@ -56,12 +89,50 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     eprintln!(
-        "{}: added {} images ({} already present); encode {:.1?}, index {:.1?}",
+        "{}: added {} images ({} already present); decode {:.1?}, encode {:.1?}, index {:.1?}",
         args.out.display(),
         report.added,
         report.already_present,
+        report.decode_time,
         report.encode_time,
         report.index_time
+    );
+    Ok(())
+}
+
+fn build_ivf(args: &Args) -> anyhow::Result<()> {
+    let mut writer = IndexWriter::open(&args.out)?;
+    let Some(params) = args.ann.params(writer.total_rows() as usize) else {
+        if !args.model.quiet {
+            eprintln!("no IVF index (--no-ivf): searches are exact");
+        }
+        return Ok(());
+    };
+    let bar = if args.model.quiet {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(0).with_style(
+            indicatif::ProgressStyle::with_template("{msg:>6} [{bar:40}] {pos}/{len} {elapsed}")
+                .expect("the template is valid")
+                .progress_chars("=> "),
+        )
+    };
+    let start = Instant::now();
+    let record = writer
+        .build_ann(&params, &bar)
+        .with_context(|| format!("building the IVF index of {}", args.out.display()))?;
+    writer.commit()?;
+    bar.finish_and_clear();
+    eprintln!(
+        "{}: IVF index {} over {} vectors in {:.1} s (k-means on {}, default nprobe {}, FAISS {}); \
+         `fiq-index tune` picks nprobe for a target recall",
+        args.out.display(),
+        record.factory,
+        record.len,
+        start.elapsed().as_secs_f64(),
+        record.trained_on,
+        record.nprobe,
+        record.faiss_simd
     );
     Ok(())
 }

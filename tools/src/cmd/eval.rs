@@ -3,10 +3,11 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
+use fiq::encoder::Encoder;
 use fiq::eval::EvalOptions;
 use fiq::fusion::Fusion;
 use fiq::index::Index;
-use fiq::pipeline::evaluate_index;
+use fiq::pipeline::{evaluate_index, evaluate_index_both_ways};
 
 /// Evaluate composed retrieval on a FashionIQ split: each triplet's reference image and its two
 /// captions ("C1 and c2") form a query, searched in its category's gallery.
@@ -15,6 +16,10 @@ use fiq::pipeline::evaluate_index;
 /// of relevant results in the first K divided by K, averaged over queries; FashionIQ has exactly one
 /// relevant target per query, so P@K = R@K / K. Averages are unweighted means over categories, as in the
 /// papers. The reference image stays in the gallery (FashionIQ protocol) unless --exclude-reference.
+///
+/// When the index has an IVF index, every table is computed twice, through the IVF index (its recorded
+/// nprobe) and by exact search, with their agreement (recall@K of the IVF results against exact), so
+/// that approximate search never hides a retrieval loss.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The index built from this split's gallery with the same model.
@@ -35,6 +40,9 @@ pub struct Args {
     /// Write the report(s) as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Search exactly only, even when the index has an IVF index.
+    #[arg(long)]
+    exact_only: bool,
     #[command(flatten)]
     dataset: crate::dataset_args::DatasetArgs,
     #[command(flatten)]
@@ -56,22 +64,52 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         fusions.push(Fusion::Weighted { alpha: 1.0 });
         fusions.push(Fusion::Weighted { alpha: 0.0 });
     }
-    let mut reports = Vec::new();
+    let mut reports: Vec<serde_json::Value> = Vec::new();
     for fusion in fusions {
         let options = EvalOptions {
             fusion,
             exclude_reference: args.exclude_reference,
             ..EvalOptions::default()
         };
-        let report = evaluate_index(&dataset, &index, &encoder, &options)?;
-        println!("{report}");
-        reports.push(report);
+        if index.ann().is_some() && !args.exact_only {
+            let both = evaluate_index_both_ways(&dataset, &index, &encoder, &options)?;
+            println!(
+                "through the IVF index (nprobe {}):\n{}",
+                both.nprobe, both.ivf
+            );
+            println!("exact search:\n{}", both.exact);
+            let overlap: Vec<String> = both
+                .agreement
+                .overlap_at
+                .iter()
+                .map(|(k, o)| format!("{:.2}% of exact top-{k}", 100.0 * o))
+                .collect();
+            println!(
+                "IVF vs exact over {} queries: IVF returns {}; {} result lists identical; \
+                 search {:.2} s (IVF) vs {:.2} s (exact)\n",
+                both.agreement.queries,
+                overlap.join(", "),
+                both.agreement.identical,
+                both.ivf_search_time.as_secs_f64(),
+                both.exact_search_time.as_secs_f64()
+            );
+            reports.push(serde_json::to_value(&both)?);
+        } else {
+            let report = evaluate_index(&dataset, &index, &encoder, &options)?;
+            println!("{report}");
+            reports.push(serde_json::from_str(&report.to_json()?)?);
+        }
+    }
+    if let Some(timings) = encoder.timings() {
+        eprintln!(
+            "encoding: text tower {:.2} s, image tower {:.2} s, image decoding {:.2} s",
+            timings.text_forward.as_secs_f64(),
+            timings.image_forward.as_secs_f64(),
+            timings.decode.as_secs_f64()
+        );
     }
     if let Some(path) = &args.json {
-        let json: Vec<serde_json::Value> = reports
-            .iter()
-            .map(|r| Ok(serde_json::from_str(&r.to_json()?)?))
-            .collect::<anyhow::Result<_>>()?;
+        let json = &reports;
         std::fs::write(path, serde_json::to_string_pretty(&json)?)
             .with_context(|| format!("writing {}", path.display()))?;
     }

@@ -4,17 +4,16 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
-use fiq::ann::{held_out_queries, recall_at_k, AnnIndex, Neighbor, SearchMode, VectorSource};
+use anyhow::{ensure, Context, Result};
+use fiq::ann::{held_out_queries, recall_at_k, Neighbor, SearchMode};
+use fiq::index::{Index, IndexError, SearchOptions};
 use serde::Serialize;
-
-use super::ann_store::{AnnDir, MappedNpy};
 
 /// Measure an ANN index: recall@10/@50 vs exact search, QPS and p50/p99 latency for single queries and
 /// batches, open time, resident memory after open and after the queries.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The ANN directory (made by `fiq-index build`).
+    /// The index (its IVF index made by `fiq-index build`).
     pub index: PathBuf,
     /// Query vectors (2-D f32 .npy, L2-normalized). Default: synthetic held-out queries.
     #[arg(long)]
@@ -122,23 +121,32 @@ fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let dir = AnnDir::read(&args.index)?;
-    let vectors = MappedNpy::open(&dir.vectors_path, true)?;
     let resident_before_open = Resident::now();
-    let (ann, open_ms) = timed(|| AnnIndex::open(&dir.dir, &dir.files));
-    let ann = ann.with_context(|| format!("opening the ANN index in {}", dir.dir.display()))?;
+    let (index, open_ms) = timed(|| Index::open(&args.index));
+    let index = index.with_context(|| format!("opening {}", args.index.display()))?;
     let resident_after_open = Resident::now();
+    let ann = index.ann().ok_or_else(|| IndexError::NoAnn {
+        index: args.index.clone(),
+    })?;
 
     let queries: Vec<f32> = match &args.queries {
         Some(path) => {
-            let q = MappedNpy::open(path, false)?;
-            (0..q.len())
-                .flat_map(|i| q.row(i).iter().copied())
-                .collect()
+            let q = fiq::npy::read_matrix(path)?;
+            ensure!(
+                q.dim == index.dim(),
+                "{} holds {}-dimensional queries, the index {}",
+                path.display(),
+                q.dim,
+                index.dim()
+            );
+            index.normalized_queries(&q.data)?
         }
-        None => held_out_queries(&vectors, args.num_queries, args.seed)?
+        None => held_out_queries(&index.ann_source()?, args.num_queries, args.seed)?
             .as_slice()
             .to_vec(),
+    };
+    let search = |queries: &[f32], k: usize, mode: SearchMode| {
+        index.neighbors(queries, k, &SearchOptions::mode(mode))
     };
     let dim = ann.dim();
     let nq = queries.len() / dim;
@@ -160,20 +168,20 @@ pub fn run(args: Args) -> Result<()> {
         let mut found10 = Vec::with_capacity(nq);
         let single_start = Instant::now();
         for q in queries.chunks_exact(dim) {
-            let (hits, ms) = timed(|| ann.search(&vectors, q, 10, mode));
+            let (hits, ms) = timed(|| search(q, 10, mode));
             single_ms.push(ms);
-            found10.push(hits?);
+            found10.extend(hits?);
         }
         let single_total = single_start.elapsed().as_secs_f64();
         let mut batch_ms = Vec::new();
         let batch_start = Instant::now();
         for chunk in queries.chunks(batch * dim) {
-            let (hits, ms) = timed(|| ann.search_batch(&vectors, chunk, 10, mode));
+            let (hits, ms) = timed(|| search(chunk, 10, mode));
             hits?;
             batch_ms.push(ms);
         }
         let batch_total = batch_start.elapsed().as_secs_f64();
-        let found50 = ann.search_batch(&vectors, &queries, 50, mode)?;
+        let found50 = search(&queries, 50, mode)?;
         single_ms.sort_by(f64::total_cmp);
         batch_ms.sort_by(f64::total_cmp);
         measured.push((
@@ -196,7 +204,7 @@ pub fn run(args: Args) -> Result<()> {
     let (exact, exact_ms) = match cached {
         Some(exact) => (exact, f64::NAN),
         None => {
-            let (exact, ms) = timed(|| ann.search_batch(&vectors, &queries, 50, SearchMode::Exact));
+            let (exact, ms) = timed(|| search(&queries, 50, SearchMode::Exact));
             let exact = exact?;
             if let Some(path) = &args.exact_cache {
                 write_exact_cache(path, &exact)?;

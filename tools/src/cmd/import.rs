@@ -1,7 +1,7 @@
 //! `fiq-index import`: vectors from a numpy file into a new (or existing) index.
 
 use std::io::BufRead;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use fiq::index::{IndexWriter, ItemMeta, ModelInfo};
@@ -34,44 +34,65 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let matrix = fiq::npy::read_matrix(&args.vectors)?;
-    let keys = read_keys(&args.keys)?;
+    import(
+        &args.vectors,
+        &args.keys,
+        &args.out,
+        args.append,
+        &args.category,
+        &args.model_name,
+    )
+}
+
+/// Reads `vectors` and `keys` and adds them to the index at `out` (created unless `append`), in one
+/// commit.
+pub fn import(
+    vectors: &Path,
+    keys: &Path,
+    out: &Path,
+    append: bool,
+    category: &str,
+    model_name: &str,
+) -> anyhow::Result<()> {
+    let matrix = fiq::npy::read_matrix(vectors)?;
+    let keys_path = keys;
+    let keys = read_keys(keys_path)?;
     if keys.len() != matrix.rows {
         bail!(
             "{} has {} rows but {} has {} keys; they must match one to one",
-            args.vectors.display(),
+            vectors.display(),
             matrix.rows,
-            args.keys.display(),
+            keys_path.display(),
             keys.len()
         );
     }
-    let mut writer = if args.append {
-        IndexWriter::open(&args.out)?
+    let mut writer = if append {
+        IndexWriter::open(out)?
     } else {
         let model = ModelInfo {
-            name: args.model_name.clone(),
+            name: model_name.to_owned(),
             fingerprint: String::new(),
             preprocessing: String::new(),
         };
-        IndexWriter::create(&args.out, matrix.dim, model)?
+        IndexWriter::create(out, matrix.dim, model)?
     };
     if writer.dim() != matrix.dim {
         bail!(
             "{} holds {}-dimensional vectors, the index {}",
-            args.vectors.display(),
+            vectors.display(),
             matrix.dim,
             writer.dim()
         );
     }
     let bar = fiq::progress::bar(matrix.rows as u64, "importing");
     let meta = ItemMeta {
-        category: args.category.clone(),
+        category: category.to_owned(),
         source: String::new(),
     };
     for (i, key) in keys.iter().enumerate() {
         writer
             .add(key, matrix.row(i), &meta)
-            .with_context(|| format!("row {i} of {}", args.vectors.display()))?;
+            .with_context(|| format!("row {i} of {}", vectors.display()))?;
         if i % 4096 == 0 {
             bar.set_position(i as u64);
         }
@@ -82,12 +103,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "imported {} vectors of dimension {} into {} (version {generation})",
         matrix.rows,
         matrix.dim,
-        args.out.display()
+        out.display()
     );
     Ok(())
 }
 
-fn read_keys(path: &PathBuf) -> anyhow::Result<Vec<String>> {
+fn read_keys(path: &Path) -> anyhow::Result<Vec<String>> {
     let file = std::fs::File::open(path)
         .with_context(|| format!("cannot open keys file {}", path.display()))?;
     let mut keys = Vec::new();

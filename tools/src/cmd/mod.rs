@@ -1,9 +1,7 @@
 //! One module per subcommand: each has `Args` (its flags) and `run`.
 
-pub mod ann_store;
 pub mod bench;
 pub mod build;
-pub mod build_ann;
 pub mod embed;
 pub mod eval;
 pub mod eval_ann;

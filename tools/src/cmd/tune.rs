@@ -2,16 +2,15 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
-use fiq::ann::{held_out_queries, tune_nprobe, AnnRecord, VectorSource};
-
-use super::ann_store::{AnnDir, MappedNpy};
+use anyhow::{ensure, Context, Result};
+use fiq::ann::{held_out_queries, tune_nprobe};
+use fiq::index::{Index, IndexError, IndexWriter};
 
 /// Pick the smallest nprobe whose recall@k against exact search reaches a target on held-out queries,
 /// print the nprobe / recall / QPS trade-off, and record the choice as the index's default.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The ANN directory (made by `fiq-index build`).
+    /// The index (its IVF index made by `fiq-index build`).
     pub index: PathBuf,
     /// The recall@k to reach.
     #[arg(long, default_value_t = 0.95)]
@@ -35,21 +34,28 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let mut dir = AnnDir::read(&args.index)?;
-    let (vectors, mut ann) = dir.open()?;
+    let index = Index::open(&args.index)?;
+    let ann = index.ann().ok_or_else(|| IndexError::NoAnn {
+        index: args.index.clone(),
+    })?;
+    let vectors = index.ann_source()?;
     let queries = match &args.queries {
         Some(path) => {
-            let q = MappedNpy::open(path, false)?;
-            q.check_normalized()?;
-            (0..q.len())
-                .flat_map(|i| q.row(i).iter().copied())
-                .collect::<Vec<f32>>()
+            let q = fiq::npy::read_matrix(path)?;
+            ensure!(
+                q.dim == index.dim(),
+                "{} holds {}-dimensional queries, the index {}",
+                path.display(),
+                q.dim,
+                index.dim()
+            );
+            index.normalized_queries(&q.data)?
         }
         None => held_out_queries(&vectors, args.num_queries, args.seed)?
             .as_slice()
             .to_vec(),
     };
-    let report = tune_nprobe(&ann, &vectors, &queries, args.k, args.target_recall)?;
+    let report = tune_nprobe(ann, &vectors, &queries, args.k, args.target_recall)?;
 
     let nlist = ann.nlist();
     let len = ann.len();
@@ -91,14 +97,24 @@ pub fn run(args: Args) -> Result<()> {
         println!("dry run: the recorded nprobe stays {}", ann.record().nprobe);
         return Ok(());
     }
-    ann.set_default_nprobe(chosen)?;
-    let json = ann.record().to_json();
-    AnnRecord::from_json(&json)?;
-    dir.files[0].params = json;
-    dir.write()?;
+    let mut record = ann.record().clone();
+    record.nprobe = chosen;
+    let mut writer = IndexWriter::open(&args.index)?;
+    // The IVF index may have been rebuilt since this tune opened it; its nprobe would not apply.
+    let current = Index::open(&args.index)?;
+    ensure!(
+        current
+            .ann_record()
+            .map(|r| (&r.factory, r.len, r.lists_offset))
+            == Some((&record.factory, record.len, record.lists_offset)),
+        "the IVF index of {} changed while tuning; run tune again",
+        args.index.display()
+    );
+    writer.set_ann_record(&record)?;
+    let generation = writer.commit()?;
     println!(
-        "recorded nprobe = {chosen} in {}",
-        args.index.join(super::ann_store::MANIFEST).display()
+        "recorded nprobe = {chosen} in {} (version {generation})",
+        args.index.display()
     );
     Ok(())
 }
