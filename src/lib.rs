@@ -7,6 +7,7 @@
 //! See `ARCHITECTURE.md` for the map of modules.
 
 pub mod ann;
+mod blas;
 pub mod encoder;
 pub mod error;
 pub mod eval;

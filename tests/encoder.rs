@@ -406,10 +406,14 @@ fn in_memory_images_equal_files() {
     let encoder = load(&EncoderOptions::default());
     let path = fixture_dir().join("images/tall.webp");
     let image = image::open(&path).unwrap();
-    let results = encoder
-        .encode_images(&[ImageSource::from(&path), ImageSource::from(&image)])
-        .unwrap();
-    assert_eq!(results[0].as_ref().unwrap(), results[1].as_ref().unwrap());
+    // One call each, so that both land in the same row of a one-image batch: BLAS kernels may round
+    // a row differently depending on where it sits in the matrix (last bits only; see the batching test).
+    let from_file = encoder.encode_images(&[ImageSource::from(&path)]).unwrap();
+    let from_memory = encoder.encode_images(&[ImageSource::from(&image)]).unwrap();
+    assert_eq!(
+        from_file[0].as_ref().unwrap(),
+        from_memory[0].as_ref().unwrap()
+    );
 }
 
 #[test]

@@ -1,4 +1,6 @@
-//! Inference kernels for f32 on CPU, written against the `gemm` crate that candle itself uses.
+//! Inference kernels for f32 on CPU: linear layers through BLAS `sgemm` ([`crate::blas`]), attention's
+//! many small per-head products through the `gemm` crate that candle itself uses (single-threaded, one
+//! rayon task per image and head).
 //!
 //! Profiling ViT-B/32 showed that, beside the matrix products, candle spent a third of its time on
 //! passes around them: a separate bias add after every linear layer, three passes and three buffers for
@@ -19,13 +21,6 @@ fn contiguous<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> Resul
     match layout.contiguous_offsets() {
         Some((start, end)) => Ok(&data[start..end]),
         None => bail!("{what}: input must be contiguous"),
-    }
-}
-
-fn parallelism() -> Parallelism {
-    match candle_core::utils::get_num_threads() {
-        0 | 1 => Parallelism::None,
-        n => Parallelism::Rayon(n),
     }
 }
 
@@ -67,32 +62,10 @@ impl CustomOp3 for Linear {
         for _ in 0..m {
             y.extend_from_slice(b);
         }
-        // SAFETY: the pointers and strides describe the live, correctly sized buffers above: x is
-        // (m, k) row-major, w is (n, k) row-major read as the (k, n) matrix wᵀ, y is (m, n) row-major and
-        // exclusively borrowed. gemm computes y = 1·y + 1·(x · wᵀ).
-        unsafe {
-            gemm::gemm(
-                m,
-                n,
-                k,
-                y.as_mut_ptr(),
-                1,
-                n as isize,
-                true,
-                x.as_ptr(),
-                1,
-                k as isize,
-                w.as_ptr(),
-                k as isize,
-                1,
-                1.0f32,
-                1.0f32,
-                false,
-                false,
-                false,
-                parallelism(),
-            );
-        }
+        // The big products of the model (q/k/v, MLP, output projections) go to BLAS sgemm: the `gemm`
+        // crate's kernel capped the image tower at ~0.6-0.8x PyTorch (BENCHMARKS.md, encoder).
+        // y = b + x · wᵀ.
+        crate::blas::matmul_transposed(x, w, k, &mut y, true);
         if self.quick_gelu {
             y.par_chunks_mut(4096).for_each(|chunk| {
                 for v in chunk {

@@ -1,20 +1,23 @@
 //! Exact (brute-force) top-k by inner product.
 //!
-//! Scores are computed a block at a time as one matrix product, queries × block-of-rowsᵀ, with BLAS
-//! `sgemm`, and each block is reduced to per-query top-k at once, so the score
-//! matrix never exceeds a few MiB. Blocks are the unit of parallelism: each rayon task keeps its own
-//! top-k per query and the tasks are merged at the end, so the result does not depend on the thread count.
+//! Scores are computed a block of rows at a time as one matrix product, queries × block-of-rowsᵀ, with
+//! BLAS `sgemm` (which spreads the product over its own threads), and each block's scores are reduced
+//! into the per-query top-k in parallel over queries (rayon), so the score matrix never exceeds 16 MiB.
+//! This is how FAISS's flat search is organized too. The first version instead ran blocks as rayon tasks
+//! with a single-threaded `sgemm` each: as fast only with `OPENBLAS_NUM_THREADS=1` (threaded BLAS inside
+//! rayon tasks oversubscribed the cores, 20% slower), a setting that would also have made the encoder's
+//! BLAS single-threaded (BENCHMARKS.md). The result does not depend on the thread count.
 
 use half::f16;
 use rayon::prelude::*;
 
 use super::topk::{Neighbor, TopK};
 
-/// Rows scored per task: large enough that the matrix product runs near peak, small enough that the
-/// scores of a query chunk stay in cache.
+/// Rows scored per matrix product: large enough that the product runs near peak.
 const BLOCK_ROWS: usize = 4096;
-/// Queries scored together against a block.
-const QUERY_CHUNK: usize = 256;
+/// Queries scored together against a block: each block of rows is read once per chunk, so a chunk as
+/// large as a typical batch reads the catalog once.
+const QUERY_CHUNK: usize = 1024;
 
 /// A run of consecutive rows stored contiguously (one segment of an index).
 #[derive(Debug, Clone, Copy)]
@@ -68,130 +71,55 @@ pub fn exact_search(
     if nq == 0 {
         return Vec::new();
     }
-    let tasks: Vec<(VectorBlock<'_>, usize, usize)> = blocks
-        .iter()
-        .flat_map(|block| {
-            let n = block.len(dim);
-            (0..n)
-                .step_by(BLOCK_ROWS)
-                .map(move |start| (*block, start, (start + BLOCK_ROWS).min(n)))
-        })
-        .collect();
-    let merged = tasks
-        .into_par_iter()
-        .map(|(block, start, end)| score_block(queries, dim, block, start, end, k, keep))
-        .reduce_with(|mut a, b| {
-            for (top, other) in a.iter_mut().zip(b) {
-                top.merge(other);
-            }
-            a
-        })
-        .unwrap_or_else(|| vec![TopK::new(k); nq]);
-    merged.into_iter().map(TopK::into_sorted).collect()
-}
-
-fn score_block(
-    queries: &[f32],
-    dim: usize,
-    block: VectorBlock<'_>,
-    start: usize,
-    end: usize,
-    k: usize,
-    keep: &(dyn Fn(u64) -> bool + Sync),
-) -> Vec<TopK> {
-    let nq = queries.len() / dim;
-    let n = end - start;
-    let converted: Vec<f32>;
-    let rows: &[f32] = match block {
-        VectorBlock::F32 { rows, .. } => &rows[start * dim..end * dim],
-        VectorBlock::F16 { rows, .. } => {
-            converted = rows[start * dim..end * dim]
-                .iter()
-                .map(|x| x.to_f32())
-                .collect();
-            &converted
-        }
-    };
-    let base = block.base_id() + start as u64;
     let mut tops = vec![TopK::new(k); nq];
-    let mut scores = vec![0f32; QUERY_CHUNK.min(nq) * n];
-    for (chunk_index, chunk) in queries.chunks(QUERY_CHUNK * dim).enumerate() {
-        let m = chunk.len() / dim;
-        inner_products(chunk, rows, dim, &mut scores[..m * n]);
-        for (i, row_scores) in scores[..m * n].chunks_exact(n).enumerate() {
-            let top = &mut tops[chunk_index * QUERY_CHUNK + i];
-            let mut threshold = top.threshold();
-            for (j, &score) in row_scores.iter().enumerate() {
-                // NaN never passes, so a NaN score (from a NaN query) cannot enter the results.
-                if score > threshold && keep(base + j as u64) {
-                    top.push(base + j as u64, score);
-                    threshold = top.threshold();
+    let mut scores = vec![0f32; QUERY_CHUNK.min(nq) * BLOCK_ROWS];
+    let mut converted = Vec::new();
+    for block in blocks {
+        let rows_in_block = block.len(dim);
+        for start in (0..rows_in_block).step_by(BLOCK_ROWS) {
+            let end = (start + BLOCK_ROWS).min(rows_in_block);
+            let n = end - start;
+            let rows: &[f32] = match block {
+                VectorBlock::F32 { rows, .. } => &rows[start * dim..end * dim],
+                VectorBlock::F16 { rows, .. } => {
+                    converted.clear();
+                    converted.extend(rows[start * dim..end * dim].iter().map(|x| x.to_f32()));
+                    &converted
                 }
+            };
+            let base = block.base_id() + start as u64;
+            for (chunk_index, chunk) in queries.chunks(QUERY_CHUNK * dim).enumerate() {
+                let m = chunk.len() / dim;
+                let scores = &mut scores[..m * n];
+                inner_products(chunk, rows, dim, scores);
+                let first = chunk_index * QUERY_CHUNK;
+                tops[first..first + m]
+                    .par_iter_mut()
+                    .zip(scores.par_chunks_exact(n))
+                    .for_each(|(top, row_scores)| keep_best(top, row_scores, base, keep));
             }
         }
     }
-    tops
+    tops.into_iter().map(TopK::into_sorted).collect()
 }
 
-/// `out[i * n + j] = <queries[i], rows[j]>` for `m` queries and `n` rows, by the BLAS `sgemm` that FAISS
-/// already links (OpenBLAS here): on 1M x 512 it ran about twice as fast as the `gemm` crate's kernels
+/// Offers the scores of rows `base..` to one query's top-k.
+fn keep_best(top: &mut TopK, scores: &[f32], base: u64, keep: &(dyn Fn(u64) -> bool + Sync)) {
+    let mut threshold = top.threshold();
+    for (j, &score) in scores.iter().enumerate() {
+        // NaN never passes, so a NaN score (from a NaN query) cannot enter the results.
+        if score > threshold && keep(base + j as u64) {
+            top.push(base + j as u64, score);
+            threshold = top.threshold();
+        }
+    }
+}
+
+/// `out[i * n + j] = <queries[i], rows[j]>` for `m` queries and `n` rows, by BLAS `sgemm`
+/// ([`crate::blas`]): on 1M x 512 it ran about twice as fast as the `gemm` crate's kernels
 /// (BENCHMARKS.md), which is the difference between this and FAISS's flat search.
 fn inner_products(queries: &[f32], rows: &[f32], dim: usize, out: &mut [f32]) {
-    let m = queries.len() / dim;
-    let n = rows.len() / dim;
-    debug_assert_eq!(out.len(), m * n);
-    if m == 0 || n == 0 {
-        return;
-    }
-    // BLAS is column-major: the row-major m×n `out` is the column-major n×m matrix outᵀ = rows · queriesᵀ.
-    // `rows` (row-major n×dim) is a column-major dim×n matrix, used transposed ('T', lda = dim); `queries`
-    // (row-major m×dim) is a column-major dim×m matrix, used as is ('N', ldb = dim); ldc = n.
-    let (transa, transb) = (b'T' as std::ffi::c_char, b'N' as std::ffi::c_char);
-    let (bm, bn, bk) = (n as BlasInt, m as BlasInt, dim as BlasInt);
-    let (alpha, beta) = (1.0f32, 0.0f32);
-    // SAFETY: sgemm_ reads an n×dim matrix from `rows` (n*dim values), a dim×m matrix from `queries`
-    // (m*dim values) and writes n×m values to `out` (m*n values, checked above); the leading dimensions
-    // equal the row lengths, so no access leaves the slices. All scalars are passed by pointer to
-    // locals that outlive the call, as the Fortran ABI requires, and `out` aliases neither input.
-    unsafe {
-        sgemm_(
-            &transa,
-            &transb,
-            &bm,
-            &bn,
-            &bk,
-            &alpha,
-            rows.as_ptr(),
-            &bk,
-            queries.as_ptr(),
-            &bk,
-            &beta,
-            out.as_mut_ptr(),
-            &bm,
-        );
-    }
-}
-
-/// The integer type of the LP64 BLAS interface that faiss-sys links (`-lblas`).
-type BlasInt = std::ffi::c_int;
-
-extern "C" {
-    /// Fortran BLAS single-precision matrix product: C := alpha·op(A)·op(B) + beta·C.
-    fn sgemm_(
-        transa: *const std::ffi::c_char,
-        transb: *const std::ffi::c_char,
-        m: *const BlasInt,
-        n: *const BlasInt,
-        k: *const BlasInt,
-        alpha: *const f32,
-        a: *const f32,
-        lda: *const BlasInt,
-        b: *const f32,
-        ldb: *const BlasInt,
-        beta: *const f32,
-        c: *mut f32,
-        ldc: *const BlasInt,
-    );
+    crate::blas::matmul_transposed(queries, rows, dim, out, false);
 }
 
 #[cfg(test)]
@@ -228,11 +156,8 @@ mod tests {
     #[test]
     fn matches_naive_across_block_and_chunk_boundaries() {
         let dim = 7;
-        let rows = pseudo_random(BLOCK_ROWS * 2 + 123, 1);
-        let queries = pseudo_random(QUERY_CHUNK + 5, 2)
-            .into_iter()
-            .take((QUERY_CHUNK + 5) / dim * dim)
-            .collect::<Vec<_>>();
+        let rows = pseudo_random((BLOCK_ROWS * 2 + 123) * dim, 1);
+        let queries = pseudo_random((QUERY_CHUNK + 5) * dim, 2);
         let got = exact_search(
             &queries,
             dim,

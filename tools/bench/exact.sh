@@ -4,6 +4,9 @@
 #
 #   tools/bench/exact.sh [ROWS] [DIM] [QUERIES]        (defaults 1000000 512 1000)
 #
+# FIQ_BIN: the fiq-index binary to measure (default: built here with `cargo build --release`).
+# ROUNDS: fiq and faiss alternate this many times (default 3); the ratio is reported per round, so that
+# the load of a shared machine hits both alike.
 # Needs python3 with numpy and faiss-cpu; makes a throwaway virtualenv in $BENCH_DIR/venv if missing.
 # Data and the index go to $BENCH_DIR (default /tmp/fiq-bench-exact, about 4.5 GiB).
 set -euo pipefail
@@ -35,15 +38,27 @@ with open(f"{work}/keys-{rows}.txt", "w") as f:
     f.write("".join(f"item{i:07d}\n" for i in range(rows)))
 PY
 fi
-cargo build --release -q -p fiq-tools --manifest-path "$repo/Cargo.toml"
-bin=$repo/target/release/fiq-index
+if [ -n "${FIQ_BIN:-}" ]; then
+  bin=$FIQ_BIN
+else
+  cargo build --release -q -p fiq-tools --manifest-path "$repo/Cargo.toml"
+  bin=$repo/target/release/fiq-index
+fi
 if [ ! -f "$work/index-$rows-$dim/MANIFEST" ]; then
   rm -rf "$work/index-$rows-$dim"
   "$bin" import --vectors "$work/x-$rows-$dim.npy" --keys "$work/keys-$rows.txt" --out "$work/index-$rows-$dim"
 fi
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, $(free -g | awk '/Mem/{print $2}') GiB; $(date -u +%F)"
-OPENBLAS_NUM_THREADS=1 "$bin" bench exact "$work/index-$rows-$dim" --queries "$work/q-$nq-$dim.npy" -k 10 --repeat 3 --ids-out "$work/fiq-ids.jsonl"
-"$py" "$here/exact_faiss.py" "$work/x-$rows-$dim.npy" "$work/q-$nq-$dim.npy" 10 3 "$work/faiss-ids.jsonl"
+qps() { grep -o '= [0-9.]* queries/s' | awk '{print $2}'; }
+for round in $(seq "${ROUNDS:-3}"); do
+  fiq_out=$("$bin" bench exact "$work/index-$rows-$dim" --queries "$work/q-$nq-$dim.npy" -k 10 --repeat 3 --ids-out "$work/fiq-ids.jsonl")
+  faiss_out=$("$py" "$here/exact_faiss.py" "$work/x-$rows-$dim.npy" "$work/q-$nq-$dim.npy" 10 3 "$work/faiss-ids.jsonl")
+  echo "round $round"
+  echo "$fiq_out"
+  echo "$faiss_out"
+  f=$(echo "$fiq_out" | qps); w=$(echo "$faiss_out" | qps)
+  echo "| round $round: fiq / faiss queries/s | $f / $w = $(awk -v f="$f" -v w="$w" 'BEGIN{printf "%.2f", f/w}') |"
+done
 "$py" - "$work/fiq-ids.jsonl" "$work/faiss-ids.jsonl" <<'PY'
 import json, sys
 a = [json.loads(l) for l in open(sys.argv[1])]
