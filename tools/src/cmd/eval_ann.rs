@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{ensure, Context, Result};
-use fiq::ann::{held_out_queries, recall_at_k, Neighbor, SearchMode};
+use anyhow::{Context, Result};
+use fiq::ann::{recall_at_k, Neighbor, SearchMode};
 use fiq::index::{Index, IndexError, SearchOptions};
 use serde::Serialize;
 
@@ -129,22 +129,8 @@ pub fn run(args: Args) -> Result<()> {
         index: args.index.clone(),
     })?;
 
-    let queries: Vec<f32> = match &args.queries {
-        Some(path) => {
-            let q = fiq::npy::read_matrix(path)?;
-            ensure!(
-                q.dim == index.dim(),
-                "{} holds {}-dimensional queries, the index {}",
-                path.display(),
-                q.dim,
-                index.dim()
-            );
-            index.normalized_queries(&q.data)?
-        }
-        None => held_out_queries(&index.ann_source()?, args.num_queries, args.seed)?
-            .as_slice()
-            .to_vec(),
-    };
+    let queries =
+        super::tune::query_vectors(&index, args.queries.as_deref(), args.num_queries, args.seed)?;
     let search = |queries: &[f32], k: usize, mode: SearchMode| {
         index.neighbors(queries, k, &SearchOptions::mode(mode))
     };

@@ -39,22 +39,7 @@ pub fn run(args: Args) -> Result<()> {
         index: args.index.clone(),
     })?;
     let vectors = index.ann_source()?;
-    let queries = match &args.queries {
-        Some(path) => {
-            let q = fiq::npy::read_matrix(path)?;
-            ensure!(
-                q.dim == index.dim(),
-                "{} holds {}-dimensional queries, the index {}",
-                path.display(),
-                q.dim,
-                index.dim()
-            );
-            index.normalized_queries(&q.data)?
-        }
-        None => held_out_queries(&vectors, args.num_queries, args.seed)?
-            .as_slice()
-            .to_vec(),
-    };
+    let queries = query_vectors(&index, args.queries.as_deref(), args.num_queries, args.seed)?;
     let report = tune_nprobe(ann, &vectors, &queries, args.k, args.target_recall)?;
 
     let nlist = ann.nlist();
@@ -117,4 +102,30 @@ pub fn run(args: Args) -> Result<()> {
         args.index.display()
     );
     Ok(())
+}
+
+/// The queries of `path` (a 2-D f32 .npy, normalized here), or `n` synthetic held-out queries drawn
+/// with `seed` from the rows the IVF index covers.
+pub fn query_vectors(
+    index: &Index,
+    path: Option<&std::path::Path>,
+    n: usize,
+    seed: u64,
+) -> Result<Vec<f32>> {
+    match path {
+        Some(path) => {
+            let q = fiq::npy::read_matrix(path)?;
+            ensure!(
+                q.dim == index.dim(),
+                "{} holds {}-dimensional queries, the index {}",
+                path.display(),
+                q.dim,
+                index.dim()
+            );
+            Ok(index.normalized_queries(&q.data)?)
+        }
+        None => Ok(held_out_queries(&index.ann_source()?, n, seed)?
+            .as_slice()
+            .to_vec()),
+    }
 }
