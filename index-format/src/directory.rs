@@ -18,7 +18,7 @@ use crate::error::{FormatError, Result};
 /// The read-only bytes of one file, cheap to clone. Backed by a memory map or by RAM.
 #[derive(Clone)]
 pub struct FileBytes {
-    data: Arc<dyn AsRef<[u8]> + Send + Sync>,
+    data: Arc<dyn Bytes>,
     path: Arc<Path>,
 }
 
@@ -34,6 +34,13 @@ impl FileBytes {
     /// The path this file was read from; used in error messages.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Declares that the bytes will be read scattered (rows fetched by id), not scanned: a mapped file
+    /// then stops reading ahead around every fault, which otherwise fills memory with neighbours of
+    /// the rows actually read.
+    pub fn expect_random_reads(&self) {
+        self.data.expect_random_reads();
     }
 }
 
@@ -73,6 +80,15 @@ impl AlignedBytes {
     }
 }
 
+/// What backs a [`FileBytes`]: a memory map or a buffer.
+trait Bytes: AsRef<[u8]> + Send + Sync {
+    /// Tells the kernel the bytes will be read in no particular order (no read-ahead); a no-op in
+    /// memory.
+    fn expect_random_reads(&self) {}
+}
+
+impl Bytes for AlignedBytes {}
+
 impl AsRef<[u8]> for AlignedBytes {
     fn as_ref(&self) -> &[u8] {
         &bytemuck::cast_slice::<u64, u8>(&self.words)[..self.len]
@@ -80,6 +96,13 @@ impl AsRef<[u8]> for AlignedBytes {
 }
 
 struct MappedFile(memmap2::Mmap);
+
+impl Bytes for MappedFile {
+    fn expect_random_reads(&self) {
+        // Advice only: a kernel that ignores it costs read-ahead, nothing else.
+        self.0.advise(memmap2::Advice::Random).ok();
+    }
+}
 
 impl AsRef<[u8]> for MappedFile {
     fn as_ref(&self) -> &[u8] {

@@ -466,6 +466,11 @@ impl Segment {
         })
     }
 
+    /// See [`FileBytes::expect_random_reads`]: for serving rows by id (re-ranking), not scans.
+    pub fn expect_random_reads(&self) {
+        self.bytes.expect_random_reads();
+    }
+
     /// Path of the file, for messages.
     pub fn path(&self) -> &Path {
         self.bytes.path()
