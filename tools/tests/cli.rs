@@ -302,6 +302,13 @@ fn synth_build_eval_end_to_end() {
         3,
         "chosen fusion plus text-only and image-only"
     );
+    // The build made an IVF index (one list for so few images), so every report comes through the
+    // IVF index and exactly; with one list, probing it is exact search, and the two must agree.
+    for report in reports {
+        assert_eq!(report["ivf"], report["exact"], "{report}");
+        assert_eq!(report["agreement"]["identical"], report["agreement"]["queries"]);
+        assert!(report["agreement"]["queries"].as_u64().unwrap() > 0);
+    }
     let text = reports[0].to_string();
     for category in ["dress", "shirt", "toptee"] {
         assert!(text.contains(category), "{text}");
