@@ -38,6 +38,7 @@ enum Command {
 }
 
 fn main() {
+    output::restore_default_sigpipe();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Import(args) => cmd::import::run(args),
