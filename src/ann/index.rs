@@ -70,6 +70,16 @@ impl AnnIndex {
         params: &AnnParams,
         progress: &dyn Progress,
     ) -> Result<AnnIndex, AnnError> {
+        if let Some(device) = params.gpu_device {
+            #[cfg(feature = "faiss-gpu")]
+            return AnnIndex::build_on_gpu(source, params, device, progress);
+            #[cfg(not(feature = "faiss-gpu"))]
+            return Err(AnnError::invalid(
+                "gpu_device",
+                device,
+                "this fiq was built without the `faiss-gpu` feature (cargo build --features faiss-gpu, needs the CUDA toolkit)",
+            ));
+        }
         let (mut raw, plan) = BuildPlan::new(source, params)?;
         fill(&mut raw, source, params, &plan, progress)?;
         Ok(plan.finish(raw, params))

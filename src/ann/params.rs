@@ -32,6 +32,10 @@ pub struct AnnParams {
     /// For compressed codes (SQ, PQ): FAISS returns `k * rerank_factor` candidates, which are re-scored
     /// with the exact vectors of the store. Ignored for IVF-Flat, whose scores are already exact.
     pub rerank_factor: usize,
+    /// Train k-means and add on this CUDA device (builds with the `faiss-gpu` feature); the finished
+    /// index comes back to the CPU. `None`: on the CPU.
+    #[serde(default)]
+    pub gpu_device: Option<usize>,
 }
 
 impl AnnParams {
@@ -49,6 +53,7 @@ impl AnnParams {
             add_batch: 65_536,
             nprobe: None,
             rerank_factor: 4,
+            gpu_device: None,
         }
     }
 

@@ -275,6 +275,13 @@ fn bad_input_is_refused_with_a_reason() {
             ..
         }
     ));
+    #[cfg(not(feature = "faiss-gpu"))]
+    {
+        let mut on_gpu = AnnParams::ivf_flat(4);
+        on_gpu.gpu_device = Some(0);
+        let err = AnnIndex::build(&store, &on_gpu, &()).unwrap_err();
+        assert!(err.to_string().contains("faiss-gpu"), "{err}");
+    }
     let empty = Matrix::new(DIM, Vec::new()).unwrap();
     assert!(matches!(
         AnnIndex::build(&empty, &AnnParams::ivf_flat(4), &()).unwrap_err(),

@@ -140,7 +140,10 @@ impl Index {
         if ann.as_ref().is_some_and(|ann| !ann.record().exact_codes) {
             // Compressed codes are re-ranked with rows fetched by id: without this, every fetched
             // 2 KiB row drags its neighbours into memory by read-ahead.
-            snapshot.segments().iter().for_each(|s| s.expect_random_reads());
+            snapshot
+                .segments()
+                .iter()
+                .for_each(|s| s.expect_random_reads());
         }
         Ok(Index {
             snapshot: Arc::new(snapshot),

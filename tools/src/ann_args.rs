@@ -31,6 +31,9 @@ pub struct AnnArgs {
     /// Vectors handed to FAISS per add call.
     #[arg(long, default_value_t = 65_536)]
     pub add_batch: usize,
+    /// Train k-means and add on this CUDA device (a fiq built with `--features faiss-gpu`, unverified).
+    #[arg(long)]
+    pub gpu: Option<usize>,
 }
 
 impl AnnArgs {
@@ -50,6 +53,7 @@ impl AnnArgs {
         params.train_size = self.train_size;
         params.nprobe = self.nprobe;
         params.add_batch = self.add_batch;
+        params.gpu_device = self.gpu;
         Some(params)
     }
 }

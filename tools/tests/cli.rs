@@ -306,7 +306,10 @@ fn synth_build_eval_end_to_end() {
     // IVF index and exactly; with one list, probing it is exact search, and the two must agree.
     for report in reports {
         assert_eq!(report["ivf"], report["exact"], "{report}");
-        assert_eq!(report["agreement"]["identical"], report["agreement"]["queries"]);
+        assert_eq!(
+            report["agreement"]["identical"],
+            report["agreement"]["queries"]
+        );
         assert!(report["agreement"]["queries"].as_u64().unwrap() > 0);
     }
     let text = reports[0].to_string();
