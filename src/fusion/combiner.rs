@@ -279,6 +279,11 @@ impl Combiner {
         Combiner::from_weights(config, weights, device)
     }
 
+    /// [`Combiner::load`] on the CPU, for callers that do not use candle themselves.
+    pub fn load_cpu(dir: impl AsRef<Path>) -> Result<Combiner, CombinerError> {
+        Combiner::load(dir, &Device::Cpu)
+    }
+
     /// Writes `config.json` and `model.safetensors` into `dir` (created if needed).
     pub fn save(&self, dir: impl AsRef<Path>) -> Result<(), CombinerError> {
         save_model(dir.as_ref(), &self.config, &self.weights)

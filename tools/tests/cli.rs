@@ -332,3 +332,128 @@ fn synth_build_eval_end_to_end() {
         "{numbers:?}"
     );
 }
+
+/// Without --model, the tools use the built-in default model; a Combiner trained with `fiq-index train` on
+/// that model's features (text cache from `fiq-index embed --texts`) evaluates with --fusion combiner.
+#[test]
+fn default_model_and_trained_combiner_end_to_end() {
+    use fiq::fashioniq::{
+        eval_query_text, training_query_text, Category, Dataset, LoadOptions, Split,
+        TrainingCaption,
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("fashioniq");
+    let index = tmp.path().join("index");
+    run_ok(bin().arg("synth").arg("--out").arg(&data).args([
+        "--per-category",
+        "40",
+        "--seed",
+        "5",
+    ]));
+    let help = run_ok(bin().args(["build", "--help"]));
+    assert!(help.contains("models/fiq-default"), "{help}");
+    for split in ["val", "train"] {
+        run_ok(
+            bin()
+                .arg("build")
+                .arg("--fashioniq")
+                .arg(&data)
+                .arg("--out")
+                .arg(&index)
+                .args(["--quiet", "--split", split]),
+        );
+    }
+
+    // The text cache: every training variant of the train triplets, the evaluation text of the val ones.
+    let load = |split| {
+        Dataset::load(
+            &data,
+            &Category::ALL,
+            split,
+            LoadOptions::annotations_only(),
+        )
+        .unwrap()
+    };
+    let mut texts = Vec::new();
+    let train = load(Split::Train);
+    for category in Category::ALL {
+        for triplet in train.triplets(category) {
+            for variant in TrainingCaption::ALL {
+                texts.push(training_query_text(&triplet.captions, variant));
+            }
+        }
+    }
+    let val = load(Split::Val);
+    for category in Category::ALL {
+        for triplet in val.triplets(category) {
+            texts.push(eval_query_text(&triplet.captions));
+        }
+    }
+    texts.sort();
+    texts.dedup();
+    let cache = tmp.path().join("texts");
+    std::fs::create_dir_all(&cache).unwrap();
+    std::fs::write(tmp.path().join("texts.txt"), texts.join("\n") + "\n").unwrap();
+    std::fs::write(
+        cache.join("texts.json"),
+        serde_json::to_string(&texts).unwrap(),
+    )
+    .unwrap();
+    run_ok(
+        bin()
+            .args(["embed", "--quiet", "--texts"])
+            .arg(tmp.path().join("texts.txt"))
+            .arg("--out")
+            .arg(cache.join("features.npy")),
+    );
+
+    let combiner = tmp.path().join("combiner");
+    run_ok(
+        bin()
+            .arg("train")
+            .arg("--fashioniq")
+            .arg(&data)
+            .arg("--index")
+            .arg(&index)
+            .arg("--text-features")
+            .arg(&cache)
+            .arg("--out")
+            .arg(&combiner)
+            .args(["--epochs", "2", "--batch-size", "16", "--warmup", "2"])
+            .args(["--projection-dim", "32", "--hidden-dim", "64"])
+            .args(["--mined-negatives", "4", "--mine-every", "1"]),
+    );
+
+    let missing = run_err(
+        bin()
+            .arg("eval")
+            .arg("--fashioniq")
+            .arg(&data)
+            .arg("--index")
+            .arg(&index)
+            .args(["--quiet", "--fusion", "combiner"]),
+    );
+    assert!(missing.contains("--combiner"), "{missing}");
+
+    let json = tmp.path().join("report.json");
+    let table = run_ok(
+        bin()
+            .arg("eval")
+            .arg("--fashioniq")
+            .arg(&data)
+            .arg("--index")
+            .arg(&index)
+            .args(["--quiet", "--fusion", "combiner", "--combiner"])
+            .arg(combiner.join("best"))
+            .arg("--json")
+            .arg(&json),
+    );
+    assert!(
+        table.contains("toptee") && table.contains("R@50"),
+        "{table}"
+    );
+    let reports: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let report = reports[0].to_string();
+    assert!(report.contains("Combiner"), "{report}");
+}

@@ -25,9 +25,14 @@ pub struct Args {
     /// The index built from this split's gallery with the same model.
     #[arg(long)]
     index: PathBuf,
-    /// How image and text vectors are fused: `sum`, `weighted` (see --alpha), `text` or `image` only.
-    #[arg(long, value_parser = ["sum", "weighted", "text", "image"], default_value = "sum")]
+    /// How image and text vectors are fused: `sum`, `weighted` (see --alpha), `text` or `image` only,
+    /// or `combiner`: a learned fusion trained by `fiq-index train` (see --combiner).
+    #[arg(long, value_parser = ["sum", "weighted", "text", "image", "combiner"], default_value = "sum")]
     fusion: String,
+    /// For --fusion combiner: a model folder written by `fiq-index train` (its `best/` or `last/`), trained
+    /// on features of the same model as the index.
+    #[arg(long, required_if_eq("fusion", "combiner"))]
+    combiner: Option<PathBuf>,
     /// The text's weight for --fusion weighted.
     #[arg(long, default_value_t = 0.5)]
     alpha: f32,
@@ -57,6 +62,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "weighted" => Fusion::Weighted { alpha: args.alpha },
         "text" => Fusion::Weighted { alpha: 1.0 },
         "image" => Fusion::Weighted { alpha: 0.0 },
+        "combiner" => learned_fusion(args.combiner.as_deref(), index.dim())?,
         _ => Fusion::Sum,
     };
     let mut fusions = vec![chosen];
@@ -114,4 +120,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
+}
+
+/// Loads a trained Combiner (or projection) and checks that it fuses vectors of the index's dimension.
+fn learned_fusion(dir: Option<&std::path::Path>, dim: usize) -> anyhow::Result<Fusion> {
+    let dir = dir.context("--fusion combiner needs --combiner DIR")?;
+    let model = fiq::fusion::Combiner::load_cpu(dir)
+        .with_context(|| format!("loading the combiner {}", dir.display()))?;
+    let feature_dim = model.config().feature_dim;
+    anyhow::ensure!(
+        feature_dim == dim,
+        "the combiner {} fuses {feature_dim}-dimensional features, the index holds {dim}",
+        dir.display()
+    );
+    Ok(Fusion::Combiner(std::sync::Arc::new(model)))
 }
