@@ -11,9 +11,10 @@ use super::faiss_ffi::RawIndex;
 use super::params::{AnnParams, AnnRecord, ANN_FORMAT_VERSION, METRIC_INNER_PRODUCT};
 use super::progress::Progress;
 use super::sample::sample_ids;
-use super::source::{dot, VectorSource};
+use super::source::VectorSource;
 use super::AnnError;
 use crate::search::{exact_search, Neighbor, VectorBlock};
+use crate::vector::dot;
 
 /// How a search finds its neighbors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

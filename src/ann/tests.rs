@@ -135,7 +135,7 @@ fn compressed_codes_are_reranked_to_exact_scores() {
         for (q, list) in hits.iter().enumerate() {
             assert_eq!(list.len(), 10);
             for hit in list {
-                let exact = source::dot(store.row(hit.id as usize), queries.row(q));
+                let exact = crate::vector::dot(store.row(hit.id as usize), queries.row(q));
                 assert_eq!(hit.score, exact, "{factory}: query {q}, id {}", hit.id);
             }
             assert!(list.windows(2).all(|w| w[0].score >= w[1].score));
