@@ -2,12 +2,14 @@
 # The main job on a fresh machine: install build dependencies, build fiq, generate a synthetic FashionIQ
 # catalog, encode it into an index and print the evaluation table.
 #
-# Until fiq ships a trained default model, this uses the tiny random-weight CLIP test fixture
-# (tests/fixtures/clip-tiny): the pipeline runs end to end, but its retrieval numbers are meaningless.
-# Pass a real Hugging Face CLIP directory as the first argument for real numbers.
+# With no argument it uses fiq's built-in default model (models/fiq-default: a small CLIP trained from
+# scratch on synthetic garments of another seed, see tools/train_default_model.py), so nothing is
+# downloaded and the numbers are real retrieval on images that model never saw. Pass a Hugging Face CLIP
+# directory as the first argument to use that model instead.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
-model=${1:-$repo/tests/fixtures/clip-tiny}
+model_args=()
+if [ $# -gt 0 ]; then model_args=(--model "$1"); fi
 work=${FIQ_QUICKSTART_DIR:-$repo/target/quickstart}
 
 packages=(cmake g++ make libopenblas-dev liblapack-dev pkg-config)
@@ -20,7 +22,7 @@ fi
 cargo build --release -p fiq-tools --manifest-path "$repo/Cargo.toml"
 bin=$repo/target/release/fiq-index
 rm -rf "$work"; mkdir -p "$work"
-"$bin" synth --out "$work/fashioniq" --per-category 300 --seed 1
-"$bin" build --fashioniq "$work/fashioniq" --model "$model" --out "$work/index" --split val
-"$bin" eval --fashioniq "$work/fashioniq" --model "$model" --index "$work/index" --split val --baselines --json "$work/report.json"
+"$bin" synth --out "$work/fashioniq" --per-category 2000 --seed 1
+"$bin" build --fashioniq "$work/fashioniq" ${model_args[@]+"${model_args[@]}"} --out "$work/index" --split val
+"$bin" eval --fashioniq "$work/fashioniq" ${model_args[@]+"${model_args[@]}"} --index "$work/index" --split val --baselines --json "$work/report.json"
 echo "report: $work/report.json"
