@@ -42,6 +42,24 @@ impl VectorBlock<'_> {
         }
     }
 
+    /// Rows `start..end` of the block as f32: in place, or converted into `scratch` for f16.
+    fn rows_f32<'s>(
+        &'s self,
+        start: usize,
+        end: usize,
+        dim: usize,
+        scratch: &'s mut Vec<f32>,
+    ) -> &'s [f32] {
+        match self {
+            VectorBlock::F32 { rows, .. } => &rows[start * dim..end * dim],
+            VectorBlock::F16 { rows, .. } => {
+                scratch.clear();
+                scratch.extend(rows[start * dim..end * dim].iter().map(|x| x.to_f32()));
+                scratch
+            }
+        }
+    }
+
     /// The id of the block's first row.
     pub fn base_id(&self) -> u64 {
         match self {
@@ -87,14 +105,7 @@ pub fn exact_search(
         for start in (0..rows_in_block).step_by(BLOCK_ROWS) {
             let end = (start + BLOCK_ROWS).min(rows_in_block);
             let n = end - start;
-            let rows: &[f32] = match block {
-                VectorBlock::F32 { rows, .. } => &rows[start * dim..end * dim],
-                VectorBlock::F16 { rows, .. } => {
-                    converted.clear();
-                    converted.extend(rows[start * dim..end * dim].iter().map(|x| x.to_f32()));
-                    &converted
-                }
-            };
+            let rows = block.rows_f32(start, end, dim, &mut converted);
             let base = block.base_id() + start as u64;
             for (chunk_index, chunk) in queries.chunks(QUERY_CHUNK * dim).enumerate() {
                 let m = chunk.len() / dim;
@@ -132,17 +143,8 @@ fn few_queries(
     let tops = tasks
         .into_par_iter()
         .fold(empty, |mut tops, (block, start, end)| {
-            let converted: Vec<f32>;
-            let rows: &[f32] = match block {
-                VectorBlock::F32 { rows, .. } => &rows[start * dim..end * dim],
-                VectorBlock::F16 { rows, .. } => {
-                    converted = rows[start * dim..end * dim]
-                        .iter()
-                        .map(|x| x.to_f32())
-                        .collect();
-                    &converted
-                }
-            };
+            let mut converted = Vec::new();
+            let rows = block.rows_f32(start, end, dim, &mut converted);
             let base = block.base_id() + start as u64;
             let mut scores = vec![0f32; end - start];
             for (top, query) in tops.iter_mut().zip(queries.chunks_exact(dim)) {
