@@ -34,6 +34,13 @@ pub trait RetrievalBackend {
         query: &[f32],
         k: usize,
     ) -> Result<Vec<String>, BackendError>;
+
+    /// How many of `category`'s gallery images this backend cannot return (for an index: images of
+    /// the split that are not in it, say one that failed to decode at build time). They are reported
+    /// beside the gallery size, since every query whose target is among them is a miss.
+    fn gallery_unsearchable(&self, _category: Category) -> usize {
+        0
+    }
 }
 
 /// A [`RetrievalBackend`] made of three closures.
@@ -139,13 +146,10 @@ pub fn evaluate(
                     .is_some_and(|target| !gallery.contains(target))
             })
             .count();
-        rows.push(CategoryRow::from_ranks(
-            category,
-            gallery.len(),
-            outside,
-            &ranks,
-            &options.ks,
-        )?);
+        let mut row =
+            CategoryRow::from_ranks(category, gallery.len(), outside, &ranks, &options.ks)?;
+        row.gallery_unsearchable = backend.gallery_unsearchable(category);
+        rows.push(row);
     }
     Ok(EvalReport::new(
         dataset.split(),

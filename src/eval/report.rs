@@ -28,6 +28,9 @@ pub struct CategoryRow {
     pub gallery: usize,
     /// Queries whose target is not in the gallery (they can never hit; 0 on FashionIQ val).
     pub targets_outside_gallery: usize,
+    /// Gallery images the search could not return (not in the index); 0 when the whole gallery was
+    /// searched.
+    pub gallery_unsearchable: usize,
     /// One entry per K, in the order asked.
     pub at: Vec<MetricAtK>,
 }
@@ -61,6 +64,7 @@ impl CategoryRow {
             queries: ranks.len(),
             gallery,
             targets_outside_gallery,
+            gallery_unsearchable: 0,
             at,
         })
     }
@@ -198,6 +202,13 @@ impl fmt::Display for EvalReport {
             writeln!(
                 f,
                 "{outside} queries have a target outside the gallery (always a miss)"
+            )?;
+        }
+        for row in self.rows.iter().filter(|row| row.gallery_unsearchable > 0) {
+            writeln!(
+                f,
+                "{}: {} of {} gallery images are not in the index and were not searched",
+                row.category, row.gallery_unsearchable, row.gallery
             )?;
         }
         writeln!(

@@ -18,23 +18,32 @@ use crate::index::{Index, SearchMode, SearchOptions};
 #[derive(Debug, Clone, Default)]
 pub struct CategoryGalleries {
     members: HashMap<String, Vec<bool>>,
+    /// Per category: gallery images of the split that the index does not hold.
+    unindexed: HashMap<String, usize>,
 }
 
 impl CategoryGalleries {
-    /// Reads every item's category once.
-    pub fn of(index: &Index) -> crate::Result<CategoryGalleries> {
-        let mut members: HashMap<String, Vec<bool>> = HashMap::new();
+    /// Each category's gallery as the split defines it (`dataset.gallery`), found in `index` by key.
+    ///
+    /// The split, not the index, defines the gallery: an index may hold several splits (train and
+    /// val, say), and searching all of a category's items would rank images the protocol leaves out.
+    pub fn of(index: &Index, dataset: &Dataset) -> crate::Result<CategoryGalleries> {
         let total = index.total_rows() as usize;
-        for id in 0..index.total_rows() {
-            if index.is_deleted(id) {
-                continue;
+        let mut members = HashMap::new();
+        let mut unindexed = HashMap::new();
+        for category in dataset.categories() {
+            let mut member = vec![false; total];
+            let mut missing = 0;
+            for image in dataset.gallery(category) {
+                match index.id_of(&image.name)? {
+                    Some(id) if !index.is_deleted(id) => member[id as usize] = true,
+                    _ => missing += 1,
+                }
             }
-            let category = index.meta(id)?.category;
-            members
-                .entry(category)
-                .or_insert_with(|| vec![false; total])[id as usize] = true;
+            members.insert(category.to_string(), member);
+            unindexed.insert(category.to_string(), missing);
         }
-        Ok(CategoryGalleries { members })
+        Ok(CategoryGalleries { members, unindexed })
     }
 
     /// Whether `id` is in `category`'s gallery.
@@ -44,11 +53,16 @@ impl CategoryGalleries {
             .is_some_and(|m| m.get(id as usize).copied().unwrap_or(false))
     }
 
-    /// Items in `category`.
+    /// Gallery images of `category` found in the index.
     pub fn len(&self, category: &str) -> usize {
         self.members
             .get(category)
             .map_or(0, |m| m.iter().filter(|x| **x).count())
+    }
+
+    /// Gallery images of `category` that the index does not hold.
+    pub fn unindexed(&self, category: &str) -> usize {
+        self.unindexed.get(category).copied().unwrap_or(0)
     }
 }
 
@@ -169,6 +183,10 @@ impl RetrievalBackend for IndexBackend<'_> {
             .push(keys.clone());
         Ok(keys)
     }
+
+    fn gallery_unsearchable(&self, category: Category) -> usize {
+        self.galleries.unindexed(category.as_str())
+    }
 }
 
 /// Evaluates `dataset` against the index with `encoder` (which must be the index's model).
@@ -179,7 +197,7 @@ pub fn evaluate_index(
     options: &EvalOptions,
 ) -> crate::Result<EvalReport> {
     index.check_model(&super::index_model_info(encoder.info()))?;
-    let galleries = CategoryGalleries::of(index)?;
+    let galleries = CategoryGalleries::of(index, dataset)?;
     let backend = IndexBackend::new(index, encoder, &galleries);
     Ok(evaluate(dataset, &backend, options)?)
 }
@@ -229,7 +247,7 @@ pub fn evaluate_index_both_ways(
             index: index.path().to_owned(),
         })?
         .nprobe;
-    let galleries = CategoryGalleries::of(index)?;
+    let galleries = CategoryGalleries::of(index, dataset)?;
     let mut backend = IndexBackend::new(index, encoder, &galleries);
     backend.set_mode(Some(SearchMode::IVF_DEFAULT));
     let ivf = evaluate(dataset, &backend, options)?;
