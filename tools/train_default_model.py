@@ -2,8 +2,8 @@
 """Trains fiq's built-in default model (models/fiq-default) from scratch on synthetic FashionIQ.
 
 The model is an ordinary Hugging Face `CLIPModel` (config.json, model.safetensors, tokenizer.json), small
-enough to train on two CPU cores in about twenty minutes, so fiq loads it through the same candle CLIP code
-as any real checkpoint. It only knows fiq's synthetic garments (src/synth/): eight colors, four prints,
+enough to train on two CPU cores in well under an hour (20 epochs of about 50 s on idle cores), so that fiq
+loads it through the same candle CLIP code as any real checkpoint. It only knows fiq's synthetic garments (src/synth/): eight colors, four prints,
 three sleeve lengths, three garment lengths, two necklines, three categories.
 
 Data: the TRAIN split of `fiq-index synth --per-category 4000 --seed 7` (7,200 images). Nothing else is
@@ -30,7 +30,7 @@ preprocessing is only CLIP's mean/std normalization. Patches of 16 pixels (a 4 x
 Only the token rows that captions use (a few dozen) are trained (CompactTokenEmbedding); the others keep
 their random initial values, exactly as if the whole table were trained without weight decay.
 
-Reproduce (torch and transformers >= 5 in a virtualenv; two threads; about 20 minutes on 2 cores):
+Reproduce (torch and transformers >= 5 in a virtualenv; two threads; 17-45 minutes on 2 cores):
     cargo build --release -p fiq-tools
     python tools/train_default_model.py --out models/fiq-default \
         --fiq-index target/release/fiq-index --check-rust
@@ -525,6 +525,7 @@ def main():
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
+    torch.use_deterministic_algorithms(True)
     torch.manual_seed(args.seed)
     rng = random.Random(args.seed)
     from transformers import CLIPModel
