@@ -2,7 +2,10 @@
 //!
 //! ```text
 //! cargo run --release --example bench_encoder -- MODEL_DIR [--batches 16,64] [--images 128] [--texts 256] [--jpeg] [--json]
+//!     [--device cpu|cuda:N] [--precision f32|f16|bf16]
 //! ```
+//! A GPU run needs a build with `--features cuda`. Each line also gives the time inside the model
+//! (upload, forward pass, read-back), without the decoding and preprocessing that overlap with it.
 //! `tools/bench_encoder.py` runs this beside PyTorch on the same checkpoint and prints the comparison.
 //! Images are synthetic 224×224 RGB in memory (preprocessing is then a copy and a normalization), so
 //! the number is the model's; `--jpeg` adds an end-to-end run over 500×375 JPEG files (decode, resize,
@@ -11,7 +14,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use fiq::encoder::{ClipEncoder, Encoder, EncoderOptions, ImageSource};
+use fiq::encoder::{ClipEncoder, ComputeDevice, Encoder, EncoderOptions, ImageSource, Precision};
 use image::{DynamicImage, Rgb, RgbImage};
 
 struct Args {
@@ -21,6 +24,8 @@ struct Args {
     texts: usize,
     jpeg: bool,
     json: bool,
+    device: ComputeDevice,
+    precision: Precision,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -32,6 +37,8 @@ fn parse_args() -> Result<Args, String> {
         texts: 256,
         jpeg: false,
         json: false,
+        device: ComputeDevice::Cpu,
+        precision: Precision::F32,
     };
     let mut model = None;
     while let Some(arg) = args.next() {
@@ -45,6 +52,8 @@ fn parse_args() -> Result<Args, String> {
             }
             "--images" => parsed.images = value("--images")?.parse().map_err(|_| "bad --images")?,
             "--texts" => parsed.texts = value("--texts")?.parse().map_err(|_| "bad --texts")?,
+            "--device" => parsed.device = value("--device")?.parse()?,
+            "--precision" => parsed.precision = value("--precision")?.parse()?,
             "--jpeg" => parsed.jpeg = true,
             "--json" => parsed.json = true,
             other if model.is_none() && !other.starts_with("--") => {
@@ -53,7 +62,7 @@ fn parse_args() -> Result<Args, String> {
             other => return Err(format!("unexpected argument {other:?}")),
         }
     }
-    parsed.model = model.ok_or("usage: bench_encoder MODEL_DIR [--batches 16,64] [--images N] [--texts N] [--jpeg] [--json]")?;
+    parsed.model = model.ok_or("usage: bench_encoder MODEL_DIR [--batches 16,64] [--images N] [--texts N] [--jpeg] [--json] [--device cpu|cuda:N] [--precision f32|f16|bf16]")?;
     Ok(parsed)
 }
 
@@ -101,15 +110,28 @@ fn captions(count: usize) -> Vec<String> {
         .collect()
 }
 
-fn report(json: bool, what: &str, batch: usize, items: usize, seconds: f64) {
+/// One timed run: `seconds` of wall time, `model_seconds` of it inside the model.
+fn report(json: bool, what: &str, batch: usize, items: usize, seconds: f64, model_seconds: f64) {
     if json {
-        println!(r#"{{"what":"{what}","batch":{batch},"items":{items},"seconds":{seconds}}}"#);
+        println!(
+            r#"{{"what":"{what}","batch":{batch},"items":{items},"seconds":{seconds},"model_seconds":{model_seconds}}}"#
+        );
     } else {
         println!(
-            "{what:<12} batch {batch:>3}: {items:>5} in {seconds:>7.3} s = {:>8.1} /s",
-            items as f64 / seconds
+            "{what:<12} batch {batch:>3}: {items:>5} in {seconds:>7.3} s = {:>8.1} /s (model alone {:>8.1} /s)",
+            items as f64 / seconds,
+            items as f64 / model_seconds
         );
     }
+}
+
+/// Seconds the encoder spent in its image and text models so far.
+fn model_seconds(encoder: &ClipEncoder) -> (f64, f64) {
+    let timings = encoder.timings().unwrap_or_default();
+    (
+        timings.image_forward.as_secs_f64(),
+        timings.text_forward.as_secs_f64(),
+    )
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -134,6 +156,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             &args.model,
             &EncoderOptions {
                 batch_size: batch,
+                device: args.device,
+                precision: args.precision,
                 ..EncoderOptions::default()
             },
         )?;
@@ -141,6 +165,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             images.iter().take(batch).map(ImageSource::from).collect();
         encoder.encode_images(&warmup)?;
         let sources: Vec<ImageSource<'_>> = images.iter().map(ImageSource::from).collect();
+        let (image_before, _) = model_seconds(&encoder);
         let start = Instant::now();
         let results = encoder.encode_images(&sources)?;
         report(
@@ -149,23 +174,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             batch,
             results.len(),
             start.elapsed().as_secs_f64(),
+            model_seconds(&encoder).0 - image_before,
         );
 
         if args.jpeg {
             let sources: Vec<ImageSource<'_>> = jpeg_paths.iter().map(ImageSource::from).collect();
+            let (image_before, _) = model_seconds(&encoder);
             let start = Instant::now();
             let results = encoder.encode_images(&sources)?;
-            assert!(results.iter().all(Result::is_ok));
+            if let Some(Err(error)) = results.iter().find(|r| r.is_err()) {
+                return Err(format!("a generated JPEG failed to encode: {error}").into());
+            }
             report(
                 args.json,
                 "image-jpeg",
                 batch,
                 results.len(),
                 start.elapsed().as_secs_f64(),
+                model_seconds(&encoder).0 - image_before,
             );
         }
 
         encoder.encode_texts(&text_refs[..batch.min(text_refs.len())])?;
+        let (_, text_before) = model_seconds(&encoder);
         let start = Instant::now();
         let vectors = encoder.encode_texts(&text_refs)?;
         report(
@@ -174,6 +205,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             batch,
             vectors.len(),
             start.elapsed().as_secs_f64(),
+            model_seconds(&encoder).1 - text_before,
         );
     }
     Ok(())

@@ -7,7 +7,8 @@ fixtures DIR   Writes the committed test fixture (tests/fixtures/clip-tiny): a t
                Hugging Face layout (config.json, model.safetensors, tokenizer.json), a few small images that
                exercise each decoding path, and expected.json with the reference tokens, embeddings and
                preprocessed crops (as lossless PNGs under crops/).
-full DIR       Writes a full-size ViT-B/32 CLIP with random weights in the same layout (about 600 MB), for
+full DIR [--tokenizer FILE]
+               Writes a full-size ViT-B/32 CLIP with random weights in the same layout (about 600 MB), for
                benchmarks and a manual parity check. Nothing is downloaded: weights are random, the
                tokenizer is the real CLIP BPE vocabulary that ships inside the open_clip_torch package.
 check DIR      Re-encodes the fixture images/texts of tests/fixtures/clip-tiny with the model in DIR and
@@ -44,8 +45,14 @@ TEXTS = [
 ]
 
 
-def clip_tokenizer():
-    """The OpenAI CLIP BPE tokenizer, built from the vocabulary file open_clip_torch ships."""
+def clip_tokenizer(tokenizer_file: Path | None = None):
+    """The OpenAI CLIP BPE tokenizer, built from the vocabulary file open_clip_torch ships, or read from
+    `tokenizer_file` (a tokenizer.json made earlier, say the fixture's) where open_clip is missing."""
+    if tokenizer_file is not None:
+        from transformers import PreTrainedTokenizerFast
+
+        return PreTrainedTokenizerFast(tokenizer_file=str(tokenizer_file), pad_token="<|endoftext|>",
+                                       model_max_length=77)
     import open_clip.tokenizer as oc
     from transformers import CLIPTokenizer
 
@@ -239,8 +246,8 @@ def cmd_fixtures(out: Path):
     print(f"wrote {out}")
 
 
-def cmd_full(out: Path):
-    tokenizer = clip_tokenizer()
+def cmd_full(out: Path, tokenizer_file: Path | None):
+    tokenizer = clip_tokenizer(tokenizer_file)
     model = random_model(vit_b32_config(), seed=0, dtype=torch.float32)
     save_model(model, tokenizer, out, torch.float32)
     print(f"wrote {out}")
@@ -249,7 +256,7 @@ def cmd_full(out: Path):
 def cmd_check(model_dir: Path, fixture_dir: Path):
     from transformers import CLIPModel
 
-    tokenizer = clip_tokenizer()
+    tokenizer = clip_tokenizer(model_dir / "tokenizer.json")
     model = CLIPModel.from_pretrained(model_dir).eval()
     files = json.loads((fixture_dir / "expected.json").read_text())["image_descriptions"]
     reference = reference_outputs(model, tokenizer, fixture_dir / "images", list(files), None)
@@ -261,7 +268,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("fixtures").add_argument("out", type=Path)
-    sub.add_parser("full").add_argument("out", type=Path)
+    full = sub.add_parser("full")
+    full.add_argument("out", type=Path)
+    full.add_argument("--tokenizer", type=Path, help="copy this tokenizer.json instead of building one (no open_clip)")
     check = sub.add_parser("check")
     check.add_argument("model_dir", type=Path)
     check.add_argument("--fixtures", type=Path, default=Path(__file__).parent.parent / "tests/fixtures/clip-tiny")
@@ -270,7 +279,7 @@ def main():
     if args.command == "fixtures":
         cmd_fixtures(args.out)
     elif args.command == "full":
-        cmd_full(args.out)
+        cmd_full(args.out, args.tokenizer)
     else:
         cmd_check(args.model_dir, args.fixtures)
 

@@ -318,7 +318,7 @@ impl RawIndex {
 /// the CPU for writing and serving (searches stay on the CPU, next to the memory-mapped store).
 ///
 /// Built only with the `faiss-gpu` feature, which needs the CUDA toolkit at build time. Not compiled or
-/// run on fiq's development machine (no CUDA there); see `tools/device-check-faiss.sh`.
+/// run on fiq's development machine (no CUDA there); see `tools/device/faiss-check.sh`.
 #[cfg(feature = "faiss-gpu")]
 pub(crate) mod gpu {
     use super::*;

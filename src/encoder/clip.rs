@@ -125,9 +125,19 @@ impl ClipEncoder {
     /// Embeds one batch of preprocessed images, `pixels` holding `count` channel-first squares.
     fn embed_pixels(&self, pixels: Vec<f32>, count: usize) -> Result<Vec<Vec<f32>>, EncoderError> {
         let size = self.preprocessor.size();
-        let input = Tensor::from_vec(pixels, (count, 3, size, size), &self.device)
-            .and_then(|t| t.to_dtype(self.dtype))
-            .map_err(compute("uploading images"))?;
+        let shape = (count, 3, size, size);
+        // A half-precision model gets half-precision pixels from the host: half the bytes to copy to a
+        // GPU, and the same rounding as a cast on the device.
+        let input = match self.dtype {
+            DType::F16 => {
+                Tensor::from_vec(to_half(&pixels, half::f16::from_f32), shape, &self.device)
+            }
+            DType::BF16 => {
+                Tensor::from_vec(to_half(&pixels, half::bf16::from_f32), shape, &self.device)
+            }
+            _ => Tensor::from_vec(pixels, shape, &self.device).and_then(|t| t.to_dtype(self.dtype)),
+        }
+        .map_err(compute("uploading images"))?;
         let features = self
             .model
             .image_features(&input, 0)
@@ -181,36 +191,53 @@ impl Encoder for ClipEncoder {
         let bar = self.progress_bar(images.len(), "images");
         let mut results: Vec<Result<Vec<f32>, ImageError>> = Vec::with_capacity(images.len());
         let preprocessor = &self.preprocessor;
+        let slot_len = preprocessor.output_len();
         let decode_time = &self.timings.decode;
         std::thread::scope(|scope| {
             // Decoding the next batch overlaps the model's work on this one; the bound of one batch in
             // flight caps memory at two batches of pixels.
-            let (sender, receiver) = mpsc::sync_channel::<Vec<Result<Vec<f32>, ImageError>>>(1);
+            let (sender, receiver) =
+                mpsc::sync_channel::<(Vec<f32>, Vec<Result<(), ImageError>>)>(1);
             scope.spawn(move || {
                 for chunk in images.chunks(self.batch_size) {
-                    let prepared: Vec<_> = chunk
-                        .par_iter()
-                        .map(|source| {
+                    // The workers fill one batch buffer in place: it goes to the model uncopied.
+                    let mut pixels = vec![0f32; chunk.len() * slot_len];
+                    let statuses: Vec<Result<(), ImageError>> = pixels
+                        .par_chunks_mut(slot_len)
+                        .zip(chunk.par_iter())
+                        .map(|(slot, source)| {
                             let started = Instant::now();
-                            let pixels = match source {
-                                ImageSource::Path(path) => preprocessor.load(path),
-                                ImageSource::Image(image) => Ok(preprocessor.preprocess(image)),
+                            let status = match source {
+                                ImageSource::Path(path) => preprocessor.load_into(path, slot),
+                                ImageSource::Image(image) => {
+                                    preprocessor.preprocess_into(image, slot);
+                                    Ok(())
+                                }
                             };
                             add_elapsed(decode_time, started);
-                            pixels
+                            status
                         })
                         .collect();
-                    if sender.send(prepared).is_err() {
+                    if sender.send((pixels, statuses)).is_err() {
                         return; // the consumer stopped on an error
                     }
                 }
             });
-            for prepared in receiver {
-                let count = prepared.iter().filter(|r| r.is_ok()).count();
-                let mut pixels = Vec::with_capacity(count * preprocessor.output_len());
-                for item in prepared.iter().flatten() {
-                    pixels.extend_from_slice(item);
+            for (mut pixels, statuses) in receiver {
+                // Images that failed leave holes: close them so the model sees decoded images only.
+                let mut count = 0;
+                for (slot, status) in statuses.iter().enumerate() {
+                    if status.is_ok() {
+                        if slot != count {
+                            pixels.copy_within(
+                                slot * slot_len..(slot + 1) * slot_len,
+                                count * slot_len,
+                            );
+                        }
+                        count += 1;
+                    }
                 }
+                pixels.truncate(count * slot_len);
                 let started = Instant::now();
                 let mut vectors = if count > 0 {
                     self.embed_pixels(pixels, count)?
@@ -219,10 +246,11 @@ impl Encoder for ClipEncoder {
                 }
                 .into_iter();
                 add_elapsed(&self.timings.image_forward, started);
-                bar.inc(prepared.len() as u64);
-                for item in prepared {
-                    results
-                        .push(item.map(|_| vectors.next().expect("one vector per decoded image")));
+                bar.inc(statuses.len() as u64);
+                for status in statuses {
+                    results.push(
+                        status.map(|()| vectors.next().expect("one vector per decoded image")),
+                    );
                 }
             }
             Ok::<(), EncoderError>(())
@@ -264,6 +292,11 @@ impl Encoder for ClipEncoder {
         }
         Ok(vectors)
     }
+}
+
+/// `pixels` converted element by element, in parallel.
+fn to_half<T: Send>(pixels: &[f32], convert: fn(f32) -> T) -> Vec<T> {
+    pixels.par_iter().map(|&x| convert(x)).collect()
 }
 
 /// Copies (batch, dim) features to the host as f32 and scales each row to unit length.

@@ -141,6 +141,43 @@ pub enum Precision {
     BF16,
 }
 
+impl std::str::FromStr for ComputeDevice {
+    type Err = String;
+
+    /// `cpu`, `cuda` (GPU 0) or `cuda:N`.
+    ///
+    /// ```
+    /// use fiq::encoder::ComputeDevice;
+    /// assert_eq!("cuda:1".parse::<ComputeDevice>(), Ok(ComputeDevice::Cuda(1)));
+    /// assert!("gpu".parse::<ComputeDevice>().is_err());
+    /// ```
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let ordinal = match text.strip_prefix("cuda") {
+            _ if text == "cpu" => return Ok(ComputeDevice::Cpu),
+            Some("") => Some(0),
+            Some(rest) => rest.strip_prefix(':').and_then(|n| n.parse().ok()),
+            None => None,
+        };
+        ordinal
+            .map(ComputeDevice::Cuda)
+            .ok_or_else(|| format!("device {text:?}: expected cpu, cuda or cuda:N"))
+    }
+}
+
+impl std::str::FromStr for Precision {
+    type Err = String;
+
+    /// `f32`, `f16` or `bf16`.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "f32" => Ok(Precision::F32),
+            "f16" => Ok(Precision::F16),
+            "bf16" => Ok(Precision::BF16),
+            _ => Err(format!("precision {text:?}: expected f32, f16 or bf16")),
+        }
+    }
+}
+
 /// How an encoder is loaded and how it batches.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EncoderOptions {

@@ -28,6 +28,21 @@ fn cpu_linear(xs: &Tensor, linear: &Linear, quick_gelu: bool) -> Option<Result<T
     }))
 }
 
+/// `linear` applied to the last dimension of `xs` as one 2-D matmul. candle's `Linear` on a 3-D input
+/// broadcasts its weight into a batched matmul: batch-many products of sequence-length rows each, far
+/// slower on a GPU than one product over all rows.
+fn linear_rows(linear: &Linear, xs: &Tensor) -> Result<Tensor> {
+    let dims = xs.dims().to_vec();
+    let Some((&width, leading)) = dims.split_last() else {
+        return linear.forward(xs);
+    };
+    let rows: usize = leading.iter().product();
+    let out = linear.forward(&xs.reshape((rows, width))?)?;
+    let mut shape = leading.to_vec();
+    shape.push(out.dim(1)?);
+    out.reshape(shape)
+}
+
 /// Which kernels the forward pass uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kernels {
@@ -131,7 +146,7 @@ impl Attention {
                 if let Some(out) = cpu_linear(&context, &self.out_proj, false) {
                     return out;
                 }
-                return self.out_proj.forward(&context);
+                return linear_rows(&self.out_proj, &context);
             }
         }
         let (batch, seq, hidden) = xs.dims3()?;
@@ -141,9 +156,9 @@ impl Attention {
             None
         };
         let qkv = match &self.projections {
-            QkvProjections::Stacked(qkv) => qkv.forward(xs)?,
+            QkvProjections::Stacked(qkv) => linear_rows(qkv, xs)?,
             // Stacked anew each call: the variables may have changed since the last step.
-            QkvProjections::Separate([q, k, v]) => stack_linears(&[q, k, v])?.forward(xs)?,
+            QkvProjections::Separate([q, k, v]) => linear_rows(&stack_linears(&[q, k, v])?, xs)?,
         };
         // One copy turns (batch, seq, [q|k|v], head, dim) into three contiguous (batch, head, seq, dim) blocks.
         let qkv = qkv
@@ -164,7 +179,7 @@ impl Attention {
             .matmul(&v)?
             .transpose(1, 2)?
             .reshape((batch, seq, hidden))?;
-        self.out_proj.forward(&context)
+        linear_rows(&self.out_proj, &context)
     }
 }
 
@@ -216,11 +231,11 @@ impl Mlp {
                 if let Some(out) = cpu_linear(&hidden, &self.fc2, false) {
                     return out;
                 }
-                return self.fc2.forward(&hidden);
+                return linear_rows(&self.fc2, &hidden);
             }
         }
-        self.fc2
-            .forward(&activate(&self.fc1.forward(xs)?, self.activation)?)
+        let hidden = activate(&linear_rows(&self.fc1, xs)?, self.activation)?;
+        linear_rows(&self.fc2, &hidden)
     }
 }
 

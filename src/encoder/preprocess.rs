@@ -102,6 +102,14 @@ impl ImagePreprocessor {
 
     /// Reads, decodes and preprocesses one image file.
     pub fn load(&self, path: &Path) -> Result<Vec<f32>, ImageError> {
+        let mut out = vec![0f32; self.output_len()];
+        self.load_into(path, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`load`](Self::load) into `out` (`output_len()` floats), a slot of a batch buffer: the batch
+    /// is then one allocation that goes to the model as it is.
+    pub fn load_into(&self, path: &Path, out: &mut [f32]) -> Result<(), ImageError> {
         let image = decode(path)?;
         if image.width() == 0 || image.height() == 0 {
             return Err(ImageError::Empty {
@@ -110,15 +118,23 @@ impl ImagePreprocessor {
                 height: image.height(),
             });
         }
-        Ok(self.preprocess(&image))
+        self.preprocess_into(&image, out);
+        Ok(())
     }
 
     /// Preprocesses a decoded image into channel-first floats (`3 × size × size`, red plane first).
     /// An image with no pixels yields a black input.
     pub fn preprocess(&self, image: &DynamicImage) -> Vec<f32> {
+        let mut out = vec![0f32; self.output_len()];
+        self.preprocess_into(image, &mut out);
+        out
+    }
+
+    /// [`preprocess`](Self::preprocess) into `out`, which must hold `output_len()` floats.
+    pub fn preprocess_into(&self, image: &DynamicImage, out: &mut [f32]) {
         let rgb = to_rgb(image);
         if rgb.width() == 0 || rgb.height() == 0 {
-            return self.normalize(&RgbImage::new(self.size as u32, self.size as u32));
+            return self.normalize_into(&RgbImage::new(self.size as u32, self.size as u32), out);
         }
         let square = match self.resize {
             Resize::ShortSide => resize_and_crop(&rgb, self.size, CropRounding::Floor),
@@ -126,20 +142,19 @@ impl ImagePreprocessor {
                 resize_and_crop(&target_pad(&rgb, ratio), self.size, CropRounding::HalfEven)
             }
         };
-        self.normalize(&square)
+        self.normalize_into(&square, out)
     }
 
-    fn normalize(&self, square: &RgbImage) -> Vec<f32> {
+    fn normalize_into(&self, square: &RgbImage, out: &mut [f32]) {
         let (mean, std) = self.normalization.mean_std();
         let plane = self.size * self.size;
-        let mut out = vec![0f32; 3 * plane];
+        assert_eq!(out.len(), 3 * plane, "output slot of the wrong size");
         let rescale = (1.0f64 / 255.0) as f32;
         for (i, pixel) in square.pixels().enumerate() {
             for c in 0..3 {
                 out[c * plane + i] = (f32::from(pixel[c]) * rescale - mean[c]) / std[c];
             }
         }
-        out
     }
 }
 

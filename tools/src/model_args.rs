@@ -54,12 +54,14 @@ impl ModelArgs {
     pub fn load(&self) -> anyhow::Result<ClipEncoder> {
         let model = self.model_dir()?;
         let options = EncoderOptions {
-            device: parse_device(&self.device)?,
-            precision: match self.precision.as_str() {
-                "f16" => Precision::F16,
-                "bf16" => Precision::BF16,
-                _ => Precision::F32,
-            },
+            device: self
+                .device
+                .parse::<ComputeDevice>()
+                .map_err(anyhow::Error::msg)?,
+            precision: self
+                .precision
+                .parse::<Precision>()
+                .map_err(anyhow::Error::msg)?,
             resize: match self.resize.as_str() {
                 "targetpad" => Resize::TargetPad {
                     ratio: self.targetpad_ratio,
@@ -89,20 +91,6 @@ fn default_model_dir(dir: &Path) -> anyhow::Result<PathBuf> {
          CLIP directory (config.json, model.safetensors, tokenizer.json)",
         dir.display()
     )
-}
-
-fn parse_device(text: &str) -> anyhow::Result<ComputeDevice> {
-    if text == "cpu" {
-        return Ok(ComputeDevice::Cpu);
-    }
-    match text.strip_prefix("cuda") {
-        Some("") => Ok(ComputeDevice::Cuda(0)),
-        Some(rest) => match rest.strip_prefix(':').and_then(|n| n.parse().ok()) {
-            Some(ordinal) => Ok(ComputeDevice::Cuda(ordinal)),
-            None => bail!("device {text:?}: expected cpu, cuda or cuda:N"),
-        },
-        None => bail!("device {text:?}: expected cpu, cuda or cuda:N"),
-    }
 }
 
 #[cfg(test)]

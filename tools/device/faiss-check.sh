@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Device check for fiq's FAISS on a GPU machine. Builds nothing: that machine has no cargo registry and
+# Device check for fiq's FAISS on a GPU machine (tools/device/check.sh runs it). Builds nothing: that machine has no cargo registry and
 # a FAISS CUDA build takes longer than a device session. It reports what the machine has, runs the
 # x86-64 `fiq-index` carried from the development machine (CPU FAISS, AVX2 build) end to end on a tiny
 # generated catalog, and runs a `faiss-gpu` build only if one was carried.
 #
-#   tools/device-check-faiss.sh [FIQ_BIN] [FIQ_GPU_BIN]
+#   tools/device/faiss-check.sh [FIQ_BIN] [FIQ_GPU_BIN]
 #
 # Exit status: 0 when every check that could run passed; 1 when one failed. Lines starting with
 # "UNVERIFIED" name what could not be checked.
@@ -32,7 +32,7 @@ if [ ! -x "$FIQ_BIN" ]; then
   exit 1
 fi
 # A tiny catalog as .npy without numpy: header + little-endian f32 rows from awk, normalized.
-python3 - "$work/base.npy" <<'PY' 2>/dev/null || { echo "UNVERIFIED: no python3 to write the test catalog"; exit 0; }
+python3 - "$work/base.npy" "$work/keys.txt" <<'PY' 2>/dev/null || { echo "UNVERIFIED: no python3 to write the test catalog"; exit 0; }
 import math, random, struct, sys
 random.seed(7)
 n, d = 3000, 32
@@ -49,8 +49,10 @@ with open(sys.argv[1], "wb") as f:
     f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode())
     for r in rows:
         f.write(struct.pack("<%df" % d, *r))
+with open(sys.argv[2], "w") as f:
+    f.write("".join("item%d\n" % i for i in range(n)))
 PY
-if "$FIQ_BIN" build --vectors "$work/base.npy" --ivf 32 "$work/ivf" \
+if "$FIQ_BIN" build --vectors "$work/base.npy" --keys "$work/keys.txt" --ivf 32 --out "$work/ivf" \
    && "$FIQ_BIN" tune "$work/ivf" --target-recall 0.95 -k 10 --num-queries 200 \
    && "$FIQ_BIN" eval-ann "$work/ivf" --num-queries 200 --nprobe 1,8,32; then
   echo "PASS: CPU FAISS build, tune, eval-ann on this machine"
@@ -60,14 +62,14 @@ fi
 
 echo "== GPU FAISS"
 if [ -n "$FIQ_GPU_BIN" ] && [ -x "$FIQ_GPU_BIN" ]; then
-  if "$FIQ_GPU_BIN" build --vectors "$work/base.npy" --ivf 32 --gpu 0 "$work/ivf-gpu" \
+  if "$FIQ_GPU_BIN" build --vectors "$work/base.npy" --keys "$work/keys.txt" --ivf 32 --gpu 0 --out "$work/ivf-gpu" \
      && "$FIQ_GPU_BIN" eval-ann "$work/ivf-gpu" --num-queries 200 --nprobe 32; then
     echo "PASS: GPU k-means training and add, CPU search"
   else
     echo "FAIL: GPU FAISS"; status=1
   fi
 else
-  echo "UNVERIFIED: no faiss-gpu build of fiq-index was carried (building one needs the CUDA toolkit"
-  echo "            on the build machine, which fiq's development machine lacks)"
+  echo "UNVERIFIED: no faiss-gpu build of fiq-index was carried (FAISS's CUDA build is hours of CPU time"
+  echo "            on the 2-core development machines; tools/device/cuda-toolkit.sh provides the toolkit)"
 fi
 exit $status
