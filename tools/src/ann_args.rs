@@ -22,9 +22,20 @@ pub struct AnnArgs {
     /// Seed of the k-means training sample.
     #[arg(long, default_value_t = 0x000F_1A55)]
     pub ivf_seed: u64,
-    /// Lists probed per query until `fiq-index tune` records a measured value (default nlist / 32).
+    /// Lists probed per query by default. Without it, `build` measures and records the smallest nprobe
+    /// that reaches --tune-recall (as `fiq-index tune` does, on 500 held-out queries).
     #[arg(long)]
     pub nprobe: Option<usize>,
+    /// Recall@--tune-k against exact search that the recorded nprobe must reach. Default: 0.99 with
+    /// --fashioniq (whose evaluation reads the top 50), else 0.95.
+    #[arg(long, conflicts_with = "nprobe")]
+    pub tune_recall: Option<f64>,
+    /// Neighbors per query for --tune-recall. Default: 50 with --fashioniq, else 10.
+    #[arg(long, conflicts_with = "nprobe")]
+    pub tune_k: Option<usize>,
+    /// Record nlist / 32 as nprobe instead of measuring (a faster build; run `fiq-index tune` later).
+    #[arg(long, conflicts_with_all = ["nprobe", "tune_recall", "tune_k"])]
+    pub no_tune: bool,
     /// Compressed codes: candidates re-scored exactly per wanted result.
     #[arg(long, default_value_t = 4)]
     pub rerank_factor: usize,

@@ -194,6 +194,19 @@ fn search_through_the_ivf_index_exactly_and_after_appends() {
         serde_json::from_str(info(&index)["ann_params"].as_str().unwrap()).unwrap();
     assert_eq!(params["len"], 3020);
     assert_eq!(params["nlist"], 16);
+    // Without --nprobe, build records a measured nprobe: what `tune` (same defaults) chooses.
+    let table = run(fiq_index().arg("tune").arg(&index).arg("--dry-run"));
+    let chosen: usize = table
+        .lines()
+        .find(|line| line.ends_with("<- chosen"))
+        .and_then(|line| line.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no chosen row in\n{table}"));
+    assert_eq!(
+        params["nprobe"].as_u64().unwrap() as usize,
+        chosen,
+        "{table}"
+    );
     run(fiq_index().arg("verify").arg(&index));
     let ivf_file = std::fs::read_dir(&index)
         .unwrap()

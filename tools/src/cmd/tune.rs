@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{ensure, Context, Result};
-use fiq::ann::{held_out_queries, tune_nprobe};
+use fiq::ann::{held_out_queries, tune_nprobe, AnnRecord, TuneReport};
 use fiq::index::{Index, IndexError, IndexWriter};
 
 /// Pick the smallest nprobe whose recall@k against exact search reaches a target on held-out queries,
@@ -35,21 +35,18 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     let index = Index::open(&args.index)?;
-    let ann = index.ann().ok_or_else(|| IndexError::NoAnn {
-        index: args.index.clone(),
-    })?;
-    let vectors = index.ann_source()?;
-    let queries = query_vectors(&index, args.queries.as_deref(), args.num_queries, args.seed)?;
-    let report = tune_nprobe(ann, &vectors, &queries, args.k, args.target_recall)?;
-
-    let nlist = ann.nlist();
-    let len = ann.len();
+    let (report, record) = measure(
+        &index,
+        args.queries.as_deref(),
+        args.num_queries,
+        args.seed,
+        args.k,
+        args.target_recall,
+    )?;
+    let (nlist, len) = (record.nlist, record.len);
     println!(
         "{}: nlist {nlist}, {len} vectors, {} held-out queries, target recall@{} >= {}",
-        ann.record().factory,
-        report.queries,
-        report.k,
-        report.target
+        record.factory, report.queries, report.k, report.target
     );
     println!(
         "{:>7} {:>9} {:>14} {:>10} {:>10}",
@@ -79,29 +76,54 @@ pub fn run(args: Args) -> Result<()> {
         )
     })?;
     if args.dry_run {
-        println!("dry run: the recorded nprobe stays {}", ann.record().nprobe);
+        println!("dry run: the recorded nprobe stays {}", record.nprobe);
         return Ok(());
     }
-    let mut record = ann.record().clone();
-    record.nprobe = chosen;
-    let mut writer = IndexWriter::open(&args.index)?;
-    // The IVF index may have been rebuilt since this tune opened it; its nprobe would not apply.
-    let current = Index::open(&args.index)?;
+    let generation = record_nprobe(&args.index, &record, chosen)?;
+    println!(
+        "recorded nprobe = {chosen} in {} (version {generation})",
+        args.index.display()
+    );
+    Ok(())
+}
+
+/// Recall and QPS of `index`'s IVF index at each nprobe against exact search, on `queries` (a .npy) or
+/// `num_queries` synthetic held-out ones; with the IVF record measured.
+pub fn measure(
+    index: &Index,
+    queries: Option<&std::path::Path>,
+    num_queries: usize,
+    seed: u64,
+    k: usize,
+    target_recall: f64,
+) -> Result<(TuneReport, AnnRecord)> {
+    let ann = index.ann().ok_or_else(|| IndexError::NoAnn {
+        index: index.path().to_owned(),
+    })?;
+    let vectors = index.ann_source()?;
+    let queries = query_vectors(index, queries, num_queries, seed)?;
+    let report = tune_nprobe(ann, &vectors, &queries, k, target_recall)?;
+    Ok((report, ann.record().clone()))
+}
+
+/// Records `nprobe` as the default of the IVF index `tuned` describes, unless that IVF index was
+/// rebuilt meanwhile. Returns the new index version.
+pub fn record_nprobe(path: &std::path::Path, tuned: &AnnRecord, nprobe: usize) -> Result<u64> {
+    let mut record = tuned.clone();
+    record.nprobe = nprobe;
+    let mut writer = IndexWriter::open(path)?;
+    // The IVF index may have been rebuilt since the tuning opened it; its nprobe would not apply.
+    let current = Index::open(path)?;
     ensure!(
         current
             .ann_record()
             .map(|r| (&r.factory, r.len, r.lists_offset))
             == Some((&record.factory, record.len, record.lists_offset)),
         "the IVF index of {} changed while tuning; run tune again",
-        args.index.display()
+        path.display()
     );
     writer.set_ann_record(&record)?;
-    let generation = writer.commit()?;
-    println!(
-        "recorded nprobe = {chosen} in {} (version {generation})",
-        args.index.display()
-    );
-    Ok(())
+    Ok(writer.commit()?)
 }
 
 /// The queries of `path` (a 2-D f32 .npy, normalized here), or `n` synthetic held-out queries drawn
