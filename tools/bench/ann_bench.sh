@@ -2,7 +2,8 @@
 # ANN benchmark: fiq (`fiq-index build` / `eval-ann`) beside the faiss Python wheel, same data, same
 # factory strings, nlist, training-sample size, nprobe values and re-ranking, interleaved in one run.
 # fiq's index is a full fiq index (vectors imported into the store, the IVF index committed with it);
-# its build time is reported as the IVF build alone (what the wheel does) plus the import.
+# its build time is reported as the IVF build alone (what the wheel does) plus the import; `--no-tune`
+# leaves out build's nprobe measurement, which the wheel has no counterpart of.
 #
 #   tools/bench/ann_bench.sh FIQ_BIN RUN_NAME
 #
@@ -49,7 +50,7 @@ for factory in $FACTORIES; do
     echo "== $factory: build, fiq"
     rm -rf "$DATA/fiq-$tag"
     timed "$OUT/fiq-$tag-build.log" "$fiq" build --vectors "$DATA/base.npy" --keys "$DATA/keys.txt" \
-        --factory "$factory" --train-size "$TRAIN" --out "$DATA/fiq-$tag"
+        --factory "$factory" --train-size "$TRAIN" --no-tune --out "$DATA/fiq-$tag"
     echo "== $factory: build, wheel"
     timed "$OUT/wheel-$tag-build.log" env FAISS_OPT_LEVEL="$WHEEL_OPT" "$PY" "$here/ann_wheel.py" build \
         --data "$DATA" --factory "$factory" --train-size "$TRAIN" --out "$DATA/wheel-$tag.faiss"
