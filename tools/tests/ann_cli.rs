@@ -67,6 +67,16 @@ fn recorded_nprobe(index: &Path) -> usize {
     params["nprobe"].as_u64().unwrap() as usize
 }
 
+/// The nprobe of the row `tune` marks as chosen in its table.
+fn chosen_nprobe(table: &str) -> usize {
+    table
+        .lines()
+        .find(|line| line.ends_with("<- chosen"))
+        .and_then(|line| line.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no chosen row in:\n{table}"))
+}
+
 /// Builds a 3000 x 24 index with IVF32,Flat (nprobe 1) in `dir`.
 fn build_index(dir: &Path) -> std::path::PathBuf {
     let vectors = dir.join("base.npy");
@@ -117,12 +127,7 @@ fn build_tune_and_eval_an_ivf_index() {
             .arg("tune")
             .arg(&index)
             .args(["--target-recall", "0.95", "-k", "10"]));
-    let chosen: usize = table
-        .lines()
-        .find(|l| l.ends_with("<- chosen"))
-        .and_then(|l| l.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no chosen row in:\n{table}"));
+    let chosen = chosen_nprobe(&table);
     assert_eq!(recorded_nprobe(&index), chosen, "{table}");
 
     // eval-ann without --nprobe uses the recorded default, on queries tune never saw.
@@ -196,17 +201,7 @@ fn search_through_the_ivf_index_exactly_and_after_appends() {
     assert_eq!(params["nlist"], 16);
     // Without --nprobe, build records a measured nprobe: what `tune` (same defaults) chooses.
     let table = run(fiq_index().arg("tune").arg(&index).arg("--dry-run"));
-    let chosen: usize = table
-        .lines()
-        .find(|line| line.ends_with("<- chosen"))
-        .and_then(|line| line.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no chosen row in\n{table}"));
-    assert_eq!(
-        params["nprobe"].as_u64().unwrap() as usize,
-        chosen,
-        "{table}"
-    );
+    assert_eq!(recorded_nprobe(&index), chosen_nprobe(&table), "{table}");
     run(fiq_index().arg("verify").arg(&index));
     let ivf_file = std::fs::read_dir(&index)
         .unwrap()
