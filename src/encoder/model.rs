@@ -29,8 +29,9 @@ fn cpu_linear(xs: &Tensor, linear: &Linear, quick_gelu: bool) -> Option<Result<T
 }
 
 /// `linear` applied to the last dimension of `xs` as one 2-D matmul. candle's `Linear` on a 3-D input
-/// broadcasts its weight into a batched matmul: batch-many products of sequence-length rows each, far
-/// slower on a GPU than one product over all rows.
+/// broadcasts its weight into a batched matmul: batch-many products of sequence-length rows (50 for
+/// ViT-B/32) where one product over all rows is the shape GEMM kernels run best. Found on the GPU run in
+/// BENCHMARKS.md; its gain there is not measured yet.
 fn linear_rows(linear: &Linear, xs: &Tensor) -> Result<Tensor> {
     let dims = xs.dims().to_vec();
     let Some((&width, leading)) = dims.split_last() else {
