@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Device check for fiq's FAISS on a GPU machine (tools/device/check.sh runs it). Builds nothing: that machine has no cargo registry and
-# a FAISS CUDA build takes longer than a device session. It reports what the machine has, runs the
-# x86-64 `fiq-index` carried from the development machine (CPU FAISS, AVX2 build) end to end on a tiny
-# generated catalog, and runs a `faiss-gpu` build only if one was carried.
+# Device check for fiq's FAISS on a GPU machine (tools/device/check.sh runs it). Builds nothing: that
+# machine has no Rust toolchain; tools/device/bundle.sh builds the binaries it runs. It reports what the
+# machine has, runs the x86-64 `fiq-index` carried from the development machine (CPU FAISS, AVX2 build)
+# end to end on a tiny generated catalog, and runs a `faiss-gpu` build only if one was carried.
 #
 #   tools/device/faiss-check.sh [FIQ_BIN] [FIQ_GPU_BIN]
 #
@@ -69,7 +69,7 @@ if [ -n "$FIQ_GPU_BIN" ] && [ -x "$FIQ_GPU_BIN" ]; then
     echo "FAIL: GPU FAISS"; status=1
   fi
 else
-  echo "UNVERIFIED: no faiss-gpu build of fiq-index was carried (FAISS's CUDA build is hours of CPU time"
-  echo "            on the 2-core development machines; tools/device/cuda-toolkit.sh provides the toolkit)"
+  echo "UNVERIFIED: no faiss-gpu build of fiq-index was carried (tools/device/bundle.sh faiss-gpu makes"
+  echo "            one: about 30 minutes of FAISS CUDA compilation on 2 cores)"
 fi
 exit $status
