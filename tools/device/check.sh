@@ -3,8 +3,9 @@
 # transformers (their CUDA 13 wheels bring the cuBLAS/cuRAND/NVRTC libraries fiq's `cuda` build loads),
 # no Rust toolchain. The binaries come from tools/device/bundle.sh, built on the development machine.
 #
-#   bash tools/device/check.sh        # runs what the carried .device/ holds (tools/device/bundle.sh):
-#                                     # bundle.tar.xz (checks 1-3) and/or faiss-gpu.tar.xz (check 4)
+#   bash tools/device/check.sh        # runs what was carried (tools/device/bundle.sh makes them):
+#                                     # .device/bundle.tar.xz (checks 1-3) or .device/faiss-gpu.tar.xz
+#                                     # (check 4); together they exceed the device tool's 64 MiB
 #
 # 1. parity: `fiq-index embed` on the GPU (f32, f16, bf16) against transformers' embeddings of the
 #    fixture inputs, for the committed tiny model and a random-weight ViT-B/32;
