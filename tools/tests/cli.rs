@@ -24,6 +24,16 @@ fn run_err(cmd: &mut Command) -> String {
     String::from_utf8(out.stderr).unwrap()
 }
 
+/// A synthetic FashionIQ tree of 40 images per category at `dir`.
+fn synth_small(dir: &Path, seed: u64) {
+    run_ok(bin().arg("synth").arg("--out").arg(dir).args([
+        "--per-category",
+        "40",
+        "--seed",
+        &seed.to_string(),
+    ]));
+}
+
 fn write_npy(path: &Path, rows: usize, dim: usize, f: impl Fn(usize, usize) -> f32) {
     let data: Vec<f32> = (0..rows * dim).map(|i| f(i / dim, i % dim)).collect();
     fiq::npy::write_matrix(path, dim, &data).unwrap();
@@ -242,12 +252,7 @@ fn synth_build_eval_end_to_end() {
     let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/clip-tiny");
     let data = tmp.path().join("fashioniq");
     let index = tmp.path().join("index");
-    run_ok(bin().arg("synth").arg("--out").arg(&data).args([
-        "--per-category",
-        "40",
-        "--seed",
-        "3",
-    ]));
+    synth_small(&data, 3);
     let build = |extra: &[&str]| {
         let out = bin()
             .arg("build")
@@ -344,12 +349,7 @@ fn default_model_and_trained_combiner_end_to_end() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("fashioniq");
     let index = tmp.path().join("index");
-    run_ok(bin().arg("synth").arg("--out").arg(&data).args([
-        "--per-category",
-        "40",
-        "--seed",
-        "5",
-    ]));
+    synth_small(&data, 5);
     let help = run_ok(bin().args(["build", "--help"]));
     assert!(help.contains("models/fiq-default"), "{help}");
     for split in ["val", "train"] {
