@@ -6,6 +6,8 @@
 
 use std::path::Path;
 
+use rayon::prelude::*;
+
 use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
 use super::error::EncoderError;
@@ -69,8 +71,9 @@ impl ClipTokenizer {
         if let Some(index) = texts.iter().position(|t| t.trim().is_empty()) {
             return Err(EncoderError::EmptyText { index });
         }
+        // Tokenizing is a CPU cost a GPU model waits on; texts are independent, so spread them.
         texts
-            .iter()
+            .par_iter()
             .enumerate()
             .map(|(index, text)| {
                 self.inner
