@@ -424,26 +424,24 @@ fn default_model_and_trained_combiner_end_to_end() {
             .args(["--mined-negatives", "4", "--mine-every", "1"]),
     );
 
-    let missing = run_err(
-        bin()
+    let eval_combiner = || {
+        let mut command = bin();
+        command
             .arg("eval")
             .arg("--fashioniq")
             .arg(&data)
             .arg("--index")
             .arg(&index)
-            .args(["--quiet", "--fusion", "combiner"]),
-    );
+            .args(["--quiet", "--fusion", "combiner"]);
+        command
+    };
+    let missing = run_err(&mut eval_combiner());
     assert!(missing.contains("--combiner"), "{missing}");
 
     let json = tmp.path().join("report.json");
     let table = run_ok(
-        bin()
-            .arg("eval")
-            .arg("--fashioniq")
-            .arg(&data)
-            .arg("--index")
-            .arg(&index)
-            .args(["--quiet", "--fusion", "combiner", "--combiner"])
+        eval_combiner()
+            .arg("--combiner")
             .arg(combiner.join("best"))
             .arg("--json")
             .arg(&json),
