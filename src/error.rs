@@ -35,6 +35,10 @@ pub enum Error {
     /// The FAISS IVF index: building, opening or searching it.
     #[error(transparent)]
     Ann(#[from] crate::ann::AnnError),
+    /// Asking composed queries: an encoder that cannot serve the index, or a query that cannot be
+    /// answered (an unreadable image, an unknown key or category).
+    #[error(transparent)]
+    Retriever(#[from] crate::retriever::RetrieverError),
     /// Training a learned fusion: bad options, a failing text encoder, checkpoints.
     #[error(transparent)]
     Train(#[from] crate::train::TrainError),

@@ -12,15 +12,20 @@ pub enum NpyError {
     /// The file could not be read or written.
     #[error("{path}: {source}")]
     Io {
+        /// The file involved.
         path: PathBuf,
+        /// The underlying error.
         #[source]
         source: std::io::Error,
     },
     /// The array is not a 2-D float matrix.
     #[error("{path}: expected a 2-D float32 array (rows × dim), found dtype {dtype} with shape {shape:?}; in numpy: np.save(path, x.astype(np.float32).reshape(len(x), -1))")]
     Shape {
+        /// The file involved.
         path: PathBuf,
+        /// The stored type.
         dtype: String,
+        /// The shape found.
         shape: Vec<u64>,
     },
 }

@@ -1,6 +1,12 @@
 //! Progress bars in one style for every long-running job.
 
 /// A bar for `len` steps of `what`; indicatif hides it when stderr is not a terminal.
+///
+/// ```
+/// let bar = fiq::progress::bar(3, "encoding");
+/// bar.inc(3);
+/// bar.finish_and_clear();
+/// ```
 pub fn bar(len: u64, what: &str) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(len);
     bar.set_style(
@@ -12,4 +18,13 @@ pub fn bar(len: u64, what: &str) -> indicatif::ProgressBar {
     );
     bar.set_message(what.to_owned());
     bar
+}
+
+/// [`bar`] when `show`, else a hidden bar (for `--quiet` and library callers that asked for silence).
+pub fn bar_if(show: bool, len: u64, what: &str) -> indicatif::ProgressBar {
+    if show {
+        bar(len, what)
+    } else {
+        indicatif::ProgressBar::hidden()
+    }
 }

@@ -1,24 +1,46 @@
-//! Small vector helpers shared by the index, fusion and evaluation.
+//! fiq's one L2 normalization, and the inner product. The rule, everywhere (the writer, queries, fusion,
+//! held-out queries): a vector with a non-finite component or zero length has no direction and is
+//! refused with a message saying which; it is never silently left as it is.
 
-/// Scales `v` to unit length. Refuses a vector with a non-finite component or zero length, since neither
-/// has a direction; the message says which.
-pub fn normalize_in_place(v: &mut [f32]) -> Result<(), String> {
+/// The L2 norm, accumulated in f64 (inputs that are not yet normalized can be large).
+pub fn l2_norm(v: &[f32]) -> f64 {
+    v.iter()
+        .map(|x| f64::from(*x) * f64::from(*x))
+        .sum::<f64>()
+        .sqrt()
+}
+
+/// Why a vector could not be normalized: a non-finite component, or no length.
+pub fn direction_problem(v: &[f32]) -> Option<String> {
     if let Some(i) = v.iter().position(|x| !x.is_finite()) {
-        return Err(format!(
+        return Some(format!(
             "component {i} is {} (vectors must be finite)",
             v[i]
         ));
     }
-    let norm = v
-        .iter()
-        .map(|x| (*x as f64) * (*x as f64))
-        .sum::<f64>()
-        .sqrt();
+    let norm = l2_norm(v);
     if norm == 0.0 || !norm.is_finite() {
-        return Err("the vector has zero length and no direction".into());
+        return Some("the vector has zero length and no direction".into());
     }
-    let scale = (1.0 / norm) as f32;
+    None
+}
+
+/// Scales `v` to unit length, or says why it has no direction (see the module's rule).
+pub fn normalize_in_place(v: &mut [f32]) -> Result<(), String> {
+    if let Some(problem) = direction_problem(v) {
+        return Err(problem);
+    }
+    let scale = (1.0 / l2_norm(v)) as f32;
     v.iter_mut().for_each(|x| *x *= scale);
+    Ok(())
+}
+
+/// Normalizes each `dim`-long row of `data`; the first row without a direction fails the call, with
+/// its number.
+pub fn normalize_rows(data: &mut [f32], dim: usize) -> Result<(), (usize, String)> {
+    for (row, values) in data.chunks_exact_mut(dim.max(1)).enumerate() {
+        normalize_in_place(values).map_err(|problem| (row, problem))?;
+    }
     Ok(())
 }
 

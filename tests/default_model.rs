@@ -35,7 +35,7 @@ fn default_model_knows_unseen_synthetic_garments() {
     let attributes = AttributeFile::read(tmp.path()).unwrap();
 
     let encoder = ClipEncoder::load(&model_dir(), &EncoderOptions::default()).unwrap();
-    assert_eq!(encoder.info().embed_dim, 128);
+    assert_eq!(encoder.dim(), 128);
     let paths: Vec<PathBuf> = attributes
         .images
         .iter()

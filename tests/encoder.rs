@@ -506,7 +506,7 @@ fn missing_file_and_unsupported_config_are_named() {
 #[test]
 fn fingerprint_tracks_weights_and_preprocessing() {
     let base = load(&EncoderOptions::default());
-    assert_eq!(base.info().embed_dim, 16);
+    assert_eq!(base.dim(), 16);
     assert_eq!(
         base.info().fingerprint,
         load(&EncoderOptions::default()).info().fingerprint
@@ -516,7 +516,7 @@ fn fingerprint_tracks_weights_and_preprocessing() {
         ..EncoderOptions::default()
     });
     assert_ne!(base.info().fingerprint, padded.info().fingerprint);
-    assert!(!base.info().is_compatible_with(padded.info()));
+    assert!(!base.info().accepts(padded.info()));
     let dir = edited_model(|t| {
         let name = "vision_model.encoder.layers.0.mlp.fc1.weight";
         let w = (&t[name] * 1.01).unwrap();

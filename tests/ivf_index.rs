@@ -2,7 +2,7 @@
 //! exact search, with filters, deletions and appends.
 
 use fiq::ann::AnnParams;
-use fiq::index::{Index, IndexWriter, ItemMeta, ModelInfo, SearchMode, SearchOptions};
+use fiq::index::{IdSet, Index, IndexWriter, ItemMeta, ModelInfo, SearchMode, SearchOptions};
 
 const DIM: usize = 16;
 const NLIST: usize = 16;
@@ -88,9 +88,13 @@ fn every_list_probed_equals_exact_with_filters_and_deletions() {
     assert_ne!(ids(default), ids(exact.clone()));
 
     // A category filter (a third of the items) keeps IVF and exact equal at nprobe = nlist.
-    let shirts = |id: u64| category(id as usize) == "shirt";
+    let shirt_ids = IdSet::from_ids(
+        2000,
+        (0..2000).filter(|&id| category(id as usize) == "shirt"),
+    );
+    let shirts = |id: u64| shirt_ids.contains(id);
     let filtered = |mode| SearchOptions {
-        filter: Some(&shirts),
+        filter: Some(&shirt_ids),
         mode: Some(mode),
     };
     let ivf = index.neighbors(&queries, 10, &filtered(all)).unwrap();
@@ -127,6 +131,60 @@ fn every_list_probed_equals_exact_with_filters_and_deletions() {
             .neighbors(&queries, 10, &SearchOptions::mode(SearchMode::Exact))
             .unwrap())
     );
+}
+
+#[test]
+fn filtered_ivf_search_agrees_with_filtered_exact_search_at_the_recorded_nprobe() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path(), 3000);
+    // Record the nprobe that tuning measures for recall@10 >= 0.95, as `build` does.
+    let target = fiq::pipeline::TuneTarget::default_for(false);
+    let (_, chosen) = fiq::pipeline::tune_and_record(dir.path(), &target).unwrap();
+    let index = Index::open(dir.path()).unwrap();
+    assert_eq!(Some(index.ann_record().unwrap().nprobe), chosen);
+
+    let queries = flat(&rows(200, 11));
+    for category_name in ["dress", "shirt", "toptee"] {
+        let ids = index.categories().unwrap().remove(category_name).unwrap();
+        assert_eq!(ids.len(), 1000);
+        let options = SearchOptions::default().filtered(&ids);
+        let (ivf, stats) = index.search_with_stats(&queries, 10, &options).unwrap();
+        assert!(matches!(stats.mode, SearchMode::Ivf { nprobe: Some(_) }));
+        let exact = index
+            .neighbors(
+                &queries,
+                10,
+                &SearchOptions::mode(SearchMode::Exact).filtered(&ids),
+            )
+            .unwrap();
+        // FAISS applied the filter while scanning: every result is of the category, and the lists
+        // are full, so no query had to fall back to exact search.
+        assert!(ivf.iter().flatten().all(|n| ids.contains(n.id)));
+        assert!(ivf.iter().all(|l| l.len() == 10));
+        assert!(stats.exact_fallbacks.is_empty(), "{stats:?}");
+        let recall = fiq::ann::recall_at_k(&ivf, &exact, 10);
+        assert!(
+            recall >= 0.9,
+            "{category_name}: filtered IVF recall@10 {recall}"
+        );
+    }
+
+    // A filter so narrow that the probed lists hold too few of its ids: exact search answers, and
+    // the statistics say which queries it answered.
+    let few = IdSet::from_ids(3000, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+    let options = SearchOptions::mode(SearchMode::Ivf { nprobe: Some(1) }).filtered(&few);
+    let (lists, stats) = index.search_with_stats(&queries, 10, &options).unwrap();
+    assert!(!stats.exact_fallbacks.is_empty());
+    let exact = index
+        .neighbors(
+            &queries,
+            10,
+            &SearchOptions::mode(SearchMode::Exact).filtered(&few),
+        )
+        .unwrap();
+    for &q in &stats.exact_fallbacks {
+        assert_eq!(ids(vec![lists[q].clone()]), ids(vec![exact[q].clone()]));
+    }
 }
 
 #[test]

@@ -26,3 +26,9 @@ rm -rf "$work"; mkdir -p "$work"
 "$bin" build --fashioniq "$work/fashioniq" ${model_args[@]+"${model_args[@]}"} --out "$work/index" --split val
 "$bin" eval --fashioniq "$work/fashioniq" ${model_args[@]+"${model_args[@]}"} --index "$work/index" --split val --baselines --json "$work/report.json"
 echo "report: $work/report.json"
+
+# Ask the index a composed query: the first dress of the val gallery, "but red and sleeveless".
+ref=$(grep -o '"[^"]*"' "$work/fashioniq/image_splits/split.dress.val.json" | head -1 | tr -d '"')
+echo
+echo "fiq-index query $work/index --ref $ref --text \"is red and sleeveless\" --category dress -k 5"
+"$bin" query "$work/index" ${model_args[@]+"${model_args[@]}"} --ref "$ref" --text "is red and sleeveless" --category dress -k 5

@@ -23,6 +23,14 @@ pub struct ModelInfo {
     pub preprocessing: String,
 }
 
+impl ModelInfo {
+    /// Whether vectors made by `query` may be searched among vectors made by `self`: the same
+    /// fingerprint, or `self` is an index of imported vectors (empty fingerprint: no model to check).
+    pub fn accepts(&self, query: &ModelInfo) -> bool {
+        self.fingerprint.is_empty() || self.fingerprint == query.fingerprint
+    }
+}
+
 /// Largest encoded [`ItemMeta`] a reader accepts: keeps a hostile file from asking for gigabytes.
 pub const ITEM_META_LIMIT: usize = 64 * 1024;
 

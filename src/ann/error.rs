@@ -23,6 +23,14 @@ pub enum AnnError {
         /// Where in the vector.
         position: usize,
     },
+    /// A vector without a direction (zero, or non-finite), where a unit vector is needed.
+    #[error("{what} cannot be normalized: {problem}")]
+    NoDirection {
+        /// Which vector (`row 3`, `held-out query 7`).
+        what: String,
+        /// What is wrong with it.
+        problem: String,
+    },
     /// The vector source handed to a search is not the one the index was built from.
     #[error("the vector source holds {source_len} vectors, the ANN index holds {index_len}")]
     SourceMismatch {

@@ -7,7 +7,7 @@
 //! `faiss_sys` directly, here only.
 
 use std::ffi::{CStr, CString};
-use std::os::raw::c_int;
+use std::os::raw::{c_int, c_void};
 use std::path::Path;
 use std::ptr::{self, NonNull};
 
@@ -21,8 +21,21 @@ use super::AnnError;
 const IO_FLAG_MMAP: c_int = 8 | 0x646f_0000;
 /// `faiss::IO_FLAG_READ_ONLY`.
 const IO_FLAG_READ_ONLY: c_int = 2;
-/// Keys per `search_preassigned` call: bounds the padded assignment arrays (12 bytes a key).
-const MAX_PADDED_KEYS: usize = 1 << 20;
+unsafe extern "C" {
+    /// `IndexIVF::search_preassigned` with search parameters (`src/ann/cxx/filtered_search.cpp`):
+    /// `index` is a `FaissIndexIVF`, `params` a `FaissSearchParametersIVF`; returns the C API's codes.
+    fn fiq_ivf_search_preassigned(
+        index: *const c_void,
+        n: i64,
+        x: *const f32,
+        k: i64,
+        assign: *const i64,
+        centroid_dis: *const f32,
+        distances: *mut f32,
+        labels: *mut i64,
+        params: *const c_void,
+    ) -> c_int;
+}
 
 /// An owned FAISS index.
 pub(crate) struct RawIndex {
@@ -32,7 +45,7 @@ pub(crate) struct RawIndex {
 // SAFETY: the index is a plain heap object with no thread affinity. After building, fiq only calls
 // FAISS's const search functions on it (the per-call `nprobe` is the width of the assignment fiq passes,
 // never a write to the index's `nprobe` field, which is set once before the index is shared), which FAISS
-// documents as safe to call from several threads at once. Mutation (`train`, `add`, `prepare_search`)
+// documents as safe to call from several threads at once. Mutation (`train`, `add`)
 // takes `&mut self`, so the borrow checker keeps it exclusive.
 unsafe impl Send for RawIndex {}
 // SAFETY: see `Send` above: shared references only reach const, thread-safe FAISS calls.
@@ -110,18 +123,7 @@ impl RawIndex {
             sys::faiss_read_index_fname(name.as_ptr(), IO_FLAG_MMAP | IO_FLAG_READ_ONLY, &mut out)
         };
         check(code, || format!("read {}", path.display()))?;
-        let mut raw = Self::own(out, || format!("read {}", path.display()))?;
-        raw.prepare_search();
-        Ok(raw)
-    }
-
-    /// Sets the index's own `nprobe` to `nlist`, the width of the padded assignments
-    /// [`RawIndex::search_ivf`] passes; done once, before the index is shared.
-    pub(crate) fn prepare_search(&mut self) {
-        if let (Some(ivf), Some(nlist)) = (self.as_ivf(), self.nlist()) {
-            // SAFETY: `ivf` is this live index seen through its IndexIVF base; `&mut self` is exclusive.
-            unsafe { sys::faiss_IndexIVF_set_nprobe(ivf.as_ptr(), nlist) }
-        }
+        Self::own(out, || format!("read {}", path.display()))
     }
 
     fn own(
@@ -226,19 +228,22 @@ impl RawIndex {
     }
 
     /// Searches `queries` (row-major, `dim` each) visiting `nprobe` lists per query, writing `k` scores
-    /// and ids per query; a missing result has id -1.
+    /// and ids per query; a missing result has id -1. With `allowed`, a bitmap over ids (bit `id % 8` of
+    /// byte `id / 8`), FAISS skips every id outside it while it scans, so a filtered search still returns
+    /// `k` results whenever the probed lists hold `k` allowed ones.
     ///
     /// Not `IndexIVF::search`: with mapped lists (`OnDiskInvertedLists`) that starts up to 32 threads per
     /// call that read every byte of every probed list before the search does, and serializes concurrent
     /// searches on one mutex. fiq runs the two halves itself: the coarse quantizer picks the lists for the
-    /// whole batch, then `search_preassigned` scans them, a chunk of queries per rayon task. The
-    /// assignment is padded with -1 ("no list") to the index's `nprobe` (= nlist, set once at open), so
-    /// a per-call `nprobe` needs no write to the shared index.
+    /// whole batch, then `search_preassigned` scans them, a chunk of queries per rayon task, with search
+    /// parameters carrying `nprobe` and the id selector (`fiq_ivf_search_preassigned`, since FAISS's C API
+    /// passes none), so nothing is written to the shared index.
     pub(crate) fn search_ivf(
         &self,
         queries: &[f32],
         k: usize,
         nprobe: usize,
+        allowed: Option<&[u8]>,
         scores: &mut [f32],
         ids: &mut [i64],
     ) -> Result<(), AnnError> {
@@ -255,6 +260,7 @@ impl RawIndex {
         };
         let nprobe = nprobe.clamp(1, nlist);
         let operation = || format!("search {n} queries (k = {k}, nprobe = {nprobe})");
+        let params = SearchParams::new(nprobe, allowed, &operation)?;
 
         let mut lists = vec![-1i64; n * nprobe];
         let mut list_scores = vec![0.0f32; n * nprobe];
@@ -273,9 +279,9 @@ impl RawIndex {
         };
         check(code, operation)?;
 
-        let per_task = (n.div_ceil(4 * rayon::current_num_threads()))
-            .clamp(1, (MAX_PADDED_KEYS / nlist).max(1));
+        let per_task = n.div_ceil(4 * rayon::current_num_threads()).max(1);
         let ivf_ptr = ivf.as_ptr() as usize;
+        let params_ptr = params.ptr.as_ptr() as usize;
         queries
             .par_chunks(per_task * dim)
             .zip(lists.par_chunks(per_task * nprobe))
@@ -284,29 +290,22 @@ impl RawIndex {
             .zip(ids.par_chunks_mut(per_task * k))
             .try_for_each(|((((chunk, lists), list_scores), scores), ids)| {
                 let m = chunk.len() / dim;
-                let mut keys = vec![-1i64; m * nlist];
-                let mut key_scores = vec![0.0f32; m * nlist];
-                for q in 0..m {
-                    keys[q * nlist..q * nlist + nprobe]
-                        .copy_from_slice(&lists[q * nprobe..(q + 1) * nprobe]);
-                    key_scores[q * nlist..q * nlist + nprobe]
-                        .copy_from_slice(&list_scores[q * nprobe..(q + 1) * nprobe]);
-                }
-                // SAFETY: `ivf_ptr` is the live IVF index (borrowed by `&self` for this whole call);
-                // search_preassigned is const. `chunk` holds m * dim floats, `keys`/`key_scores`
-                // m * nlist entries (the index's nprobe, set to nlist at open), `scores`/`ids` m * k
-                // slots; list numbers come from the quantizer (< nlist) or are -1, which FAISS skips.
+                // SAFETY: `ivf_ptr` is the live IVF index and `params_ptr` its search parameters (with
+                // the selector over `allowed`), both alive for this whole call; search_preassigned is
+                // const and reads the parameters only. `chunk` holds m * dim floats, `lists` and
+                // `list_scores` m * nprobe entries (the parameters' nprobe), `scores`/`ids` m * k slots;
+                // list numbers come from the quantizer (< nlist) or are -1, which FAISS skips.
                 let code = unsafe {
-                    sys::faiss_IndexIVF_search_preassigned(
-                        ivf_ptr as *const sys::FaissIndexIVF,
+                    fiq_ivf_search_preassigned(
+                        ivf_ptr as *const c_void,
                         m as i64,
                         chunk.as_ptr(),
                         k as i64,
-                        keys.as_ptr(),
-                        key_scores.as_ptr(),
+                        lists.as_ptr(),
+                        list_scores.as_ptr(),
                         scores.as_mut_ptr(),
                         ids.as_mut_ptr(),
-                        0,
+                        params_ptr as *const c_void,
                     )
                 };
                 check(code, operation)
@@ -314,11 +313,84 @@ impl RawIndex {
     }
 }
 
+/// Search parameters for one call: `nprobe` and, for a filtered search, an id selector over a bitmap
+/// the caller keeps alive for as long as the parameters live (the selector does not copy it).
+struct SearchParams<'a> {
+    ptr: NonNull<sys::FaissSearchParametersIVF>,
+    selector: Option<NonNull<sys::FaissIDSelectorBitmap>>,
+    _bitmap: std::marker::PhantomData<&'a [u8]>,
+}
+
+impl<'a> SearchParams<'a> {
+    fn new(
+        nprobe: usize,
+        allowed: Option<&'a [u8]>,
+        operation: &impl Fn() -> String,
+    ) -> Result<SearchParams<'a>, AnnError> {
+        let mut selector: *mut sys::FaissIDSelectorBitmap = ptr::null_mut();
+        if let Some(bitmap) = allowed {
+            // SAFETY: `selector` is a valid place for the result; the bitmap outlives the selector
+            // (both are tied to 'a, and the selector is freed in Drop before the borrow ends).
+            let code = unsafe {
+                sys::faiss_IDSelectorBitmap_new(&mut selector, bitmap.len(), bitmap.as_ptr())
+            };
+            check(code, operation)?;
+        }
+        let selector = NonNull::new(selector);
+        let mut params: *mut sys::FaissSearchParametersIVF = ptr::null_mut();
+        // SAFETY: `params` is a valid place for the result; the selector (or null: no filter) is a live
+        // object that the parameters reference but do not own; it is freed after them in Drop.
+        let code = unsafe {
+            sys::faiss_SearchParametersIVF_new_with(
+                &mut params,
+                selector.map_or(ptr::null_mut(), |s| s.as_ptr().cast()),
+                nprobe,
+                0,
+            )
+        };
+        let made = check(code, operation).and_then(|()| {
+            NonNull::new(params).ok_or_else(|| AnnError::Faiss {
+                operation: operation(),
+                message: "FAISS returned no search parameters".into(),
+            })
+        });
+        match made {
+            Ok(ptr) => Ok(SearchParams {
+                ptr,
+                selector,
+                _bitmap: std::marker::PhantomData,
+            }),
+            Err(e) => {
+                if let Some(s) = selector {
+                    // SAFETY: made above by faiss_IDSelectorBitmap_new, owned here alone.
+                    unsafe { sys::faiss_IDSelectorBitmap_free(s.as_ptr()) }
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Drop for SearchParams<'_> {
+    fn drop(&mut self) {
+        // SAFETY: both were made by their FAISS constructors in `new` and are owned here alone; the
+        // parameters, which point at the selector, go first.
+        unsafe {
+            sys::faiss_SearchParametersIVF_free(self.ptr.as_ptr());
+            if let Some(selector) = self.selector {
+                sys::faiss_IDSelectorBitmap_free(selector.as_ptr());
+            }
+        }
+    }
+}
+
 /// FAISS on a CUDA device: k-means training and adding run on the GPU, the trained index comes back to
 /// the CPU for writing and serving (searches stay on the CPU, next to the memory-mapped store).
 ///
-/// Built only with the `faiss-gpu` feature, which needs the CUDA toolkit at build time. Not compiled or
-/// run on fiq's development machine (no CUDA there); see `tools/device/faiss-check.sh`.
+/// Built only with the `faiss-gpu` feature, which needs the CUDA toolkit at build time
+/// (`tools/device/cuda-toolkit.sh` assembles one from PyPI wheels; `tools/device/bundle.sh faiss-gpu`
+/// builds and packs it). It compiles and links; it has not yet run on a GPU (BENCHMARKS.md says so
+/// until a device run measures it).
 #[cfg(feature = "faiss-gpu")]
 pub(crate) mod gpu {
     use super::*;

@@ -13,26 +13,8 @@ use super::progress::Progress;
 use super::sample::sample_ids;
 use super::source::VectorSource;
 use super::AnnError;
-use crate::search::{exact_search, Neighbor, VectorBlock};
+use crate::search::{IdSet, Neighbor, VectorBlock};
 use crate::vector::dot;
-
-/// How a search finds its neighbors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SearchMode {
-    /// Score every row of the store: slow, always right. The reference for recall.
-    Exact,
-    /// Probe the `nprobe` inverted lists closest to the query; `None` uses the index's default
-    /// (the one `tune` recorded).
-    Ivf {
-        /// Lists to probe, `1..=nlist`.
-        nprobe: Option<usize>,
-    },
-}
-
-impl SearchMode {
-    /// IVF search with the index's recorded `nprobe`.
-    pub const IVF_DEFAULT: SearchMode = SearchMode::Ivf { nprobe: None };
-}
 
 /// An IVF index (FAISS) over the rows of a vector store. It holds the coarse quantizer and the inverted
 /// lists; for compressed codes it re-scores candidates with the store's exact rows, so it never keeps a
@@ -57,12 +39,12 @@ impl AnnIndex {
     /// Trains an IVF index on a seeded sample of `source` and adds every row in batches.
     ///
     /// ```
-    /// use fiq::ann::{AnnIndex, AnnParams, Matrix, SearchMode, VectorSource};
+    /// use fiq::ann::{AnnIndex, AnnParams, Matrix, VectorSource};
     /// # fn main() -> Result<(), fiq::ann::AnnError> {
     /// let rows: Vec<Vec<f32>> = (0..400).map(|i| vec![(i as f32).sin(), (i as f32).cos(), 0.5]).collect();
     /// let store = Matrix::from_rows_normalized(3, &rows)?;
     /// let ann = AnnIndex::build(&store, &AnnParams::ivf_flat(4), &())?;
-    /// let hits = ann.search(&store, store.row(17), 5, SearchMode::Ivf { nprobe: Some(4) })?;
+    /// let hits = ann.search(&store, store.row(17), 5, Some(4))?;
     /// assert_eq!(hits[0].id, 17);
     /// # Ok(()) }
     /// ```
@@ -89,7 +71,8 @@ impl AnnIndex {
     /// [`AnnIndex::build`] with k-means training and adding on CUDA device `device`; the index returns
     /// to the CPU when done and is written, opened and searched like any other.
     ///
-    /// Unverified: fiq's development machine has no CUDA toolkit, so this has not been compiled there.
+    /// Compiles and links with the `faiss-gpu` feature (`tools/device/bundle.sh faiss-gpu`); not yet run
+    /// on a GPU.
     #[cfg(feature = "faiss-gpu")]
     pub fn build_on_gpu(
         source: &dyn VectorSource,
@@ -240,14 +223,14 @@ impl AnnIndex {
         Ok(())
     }
 
-    /// The `k` best rows for one query, best first. `source` is the store the index was built from: it
-    /// serves exact search and re-ranks compressed candidates.
+    /// The `k` best rows for one query, best first, probing `nprobe` lists (`None`: the recorded
+    /// default). `source` is the store the index was built from: it re-scores compressed candidates.
     pub fn search(
         &self,
         source: &dyn VectorSource,
         query: &[f32],
         k: usize,
-        mode: SearchMode,
+        nprobe: Option<usize>,
     ) -> Result<Vec<Neighbor>, AnnError> {
         if query.len() != self.record.dim {
             return Err(AnnError::DimensionMismatch {
@@ -257,19 +240,22 @@ impl AnnIndex {
             });
         }
         Ok(self
-            .search_batch(source, query, k, mode)?
+            .search_batch(source, query, k, nprobe, None)?
             .pop()
             .unwrap_or_default())
     }
 
-    /// [`AnnIndex::search`] for many queries at once (row-major, `dim` each); FAISS spreads them over its
-    /// threads.
+    /// [`AnnIndex::search`] for many queries at once (row-major, `dim` each), restricted to the ids of
+    /// `allowed` when given: FAISS skips every other id while it scans the probed lists, so a query gets
+    /// fewer than `k` results only when those lists hold fewer than `k` allowed rows. Deciding what to do
+    /// then (and whether to search this way at all) is the caller's: this returns candidates, nothing else.
     pub fn search_batch(
         &self,
         source: &dyn VectorSource,
         queries: &[f32],
         k: usize,
-        mode: SearchMode,
+        nprobe: Option<usize>,
+        allowed: Option<&IdSet>,
     ) -> Result<Vec<Vec<Neighbor>>, AnnError> {
         self.check_source(source)?;
         check_queries(queries, self.record.dim)?;
@@ -277,20 +263,9 @@ impl AnnIndex {
             return Err(AnnError::invalid("k", 0, "must be at least 1"));
         }
         let k = k.min(self.record.len);
-        match mode {
-            SearchMode::Exact => Ok(exact_search(
-                queries,
-                self.record.dim,
-                &source.blocks(),
-                k,
-                &|_| true,
-            )),
-            SearchMode::Ivf { nprobe } => {
-                let nprobe = nprobe.unwrap_or(self.record.nprobe);
-                self.check_nprobe(nprobe)?;
-                self.search_ivf(source, queries, k, nprobe)
-            }
-        }
+        let nprobe = nprobe.unwrap_or(self.record.nprobe);
+        self.check_nprobe(nprobe)?;
+        self.search_ivf(source, queries, k, nprobe, allowed)
     }
 
     fn check_source(&self, source: &dyn VectorSource) -> Result<(), AnnError> {
@@ -316,6 +291,7 @@ impl AnnIndex {
         queries: &[f32],
         k: usize,
         nprobe: usize,
+        allowed: Option<&IdSet>,
     ) -> Result<Vec<Vec<Neighbor>>, AnnError> {
         let nq = queries.len() / self.record.dim;
         let candidates = if self.record.exact_codes {
@@ -325,8 +301,14 @@ impl AnnIndex {
         };
         let mut scores = vec![0.0f32; nq * candidates];
         let mut ids = vec![-1i64; nq * candidates];
-        self.raw
-            .search_ivf(queries, candidates, nprobe, &mut scores, &mut ids)?;
+        self.raw.search_ivf(
+            queries,
+            candidates,
+            nprobe,
+            allowed.map(IdSet::bytes),
+            &mut scores,
+            &mut ids,
+        )?;
 
         let per_query = |q: usize| -> Result<Vec<Neighbor>, AnnError> {
             let range = q * candidates..(q + 1) * candidates;
@@ -456,8 +438,6 @@ impl BuildPlan {
             code_size: 0,
             lists_offset: 0,
         };
-        let mut raw = raw;
-        raw.prepare_search();
         AnnIndex {
             raw,
             record,

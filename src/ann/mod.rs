@@ -6,8 +6,10 @@
 //! - [`AnnIndex::write_file`] / [`AnnIndex::open`]: one FAISS file inside the committed index (the
 //!   index's manifest records it, see `fiq::index::IndexWriter::build_ann`); open reads O(nlist * dim)
 //!   bytes and maps the lists, which the searches that probe them page in.
-//! - [`AnnIndex::search`] / [`AnnIndex::search_batch`] with [`SearchMode::Exact`] or
-//!   [`SearchMode::Ivf`] and a per-call `nprobe`, so a caller can always check against exact search.
+//! - [`AnnIndex::search`] / [`AnnIndex::search_batch`]: candidates from the probed lists (a per-call
+//!   `nprobe`, an optional id filter that FAISS applies while scanning), re-scored exactly for compressed
+//!   codes. Whether a search is exact or IVF is decided by `fiq::index`, which owns the one exact search
+//!   (`fiq::search::exact_search`) too.
 //! - [`tune_nprobe`]: the smallest `nprobe` reaching a recall@k target on held-out queries.
 //!
 //! FAISS stays behind `faiss_ffi`: no FAISS type, pointer or error code appears in this API.
@@ -29,25 +31,8 @@ mod tune;
 pub use crate::search::Neighbor;
 pub use build_info::{faiss_cxxflags, faiss_simd_level};
 pub use error::AnnError;
-pub use index::{AnnIndex, SearchMode};
+pub use index::AnnIndex;
 pub use params::{AnnParams, AnnRecord, ANN_FORMAT_VERSION, METRIC_INNER_PRODUCT};
 pub use progress::Progress;
-pub use source::{normalize_rows, Matrix, VectorSource};
+pub use source::{Matrix, VectorSource};
 pub use tune::{held_out_queries, recall_at_k, tune_nprobe, TunePoint, TuneReport};
-
-/// Exact top-`k` of every query (row-major, `source.dim()` values each) over all rows of `source`, best
-/// first; the same computation as [`SearchMode::Exact`], for callers without an ANN index.
-pub fn exact_search(
-    source: &dyn VectorSource,
-    queries: &[f32],
-    k: usize,
-) -> Result<Vec<Vec<Neighbor>>, AnnError> {
-    index::check_queries(queries, source.dim())?;
-    Ok(crate::search::exact_search(
-        queries,
-        source.dim(),
-        &source.blocks(),
-        k,
-        &|_| true,
-    ))
-}

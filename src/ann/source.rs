@@ -54,7 +54,8 @@ impl Matrix {
         Ok(Matrix { dim, data })
     }
 
-    /// Builds from rows, normalizing each to unit length (zero rows stay zero).
+    /// Builds from rows, normalizing each to unit length; a row without a direction (zero or
+    /// non-finite) is refused, naming it.
     pub fn from_rows_normalized(dim: usize, rows: &[Vec<f32>]) -> Result<Matrix, AnnError> {
         let mut data = Vec::with_capacity(rows.len() * dim);
         for (i, row) in rows.iter().enumerate() {
@@ -67,7 +68,12 @@ impl Matrix {
             }
             data.extend_from_slice(row);
         }
-        normalize_rows(&mut data, dim);
+        crate::vector::normalize_rows(&mut data, dim).map_err(|(row, problem)| {
+            AnnError::NoDirection {
+                what: format!("row {row}"),
+                problem,
+            }
+        })?;
         Matrix::new(dim, data)
     }
 
@@ -92,15 +98,5 @@ impl VectorSource for Matrix {
             base_id: 0,
             rows: &self.data,
         }]
-    }
-}
-
-/// Scales each `dim`-long row of `data` to unit L2 norm; all-zero rows are left as they are.
-pub fn normalize_rows(data: &mut [f32], dim: usize) {
-    for row in data.chunks_exact_mut(dim) {
-        let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
-        if norm > 0.0 {
-            row.iter_mut().for_each(|v| *v /= norm);
-        }
     }
 }

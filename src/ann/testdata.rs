@@ -2,8 +2,8 @@
 //! plus a shared low-rank component plus isotropic noise, normalized. Tight, well-separated blobs would
 //! make every IVF setting look perfect.
 
-use super::sample::SplitMix64;
-use super::source::{normalize_rows, Matrix};
+use super::source::Matrix;
+use crate::rng::SplitMix64;
 
 /// `n` unit rows of dimension `dim`, reproducible from `seed`.
 pub(crate) fn mixture(n: usize, dim: usize, seed: u64) -> Matrix {
@@ -28,6 +28,6 @@ pub(crate) fn mixture(n: usize, dim: usize, seed: u64) -> Matrix {
             *v = centers[c * dim + j] + low_rank / (rank as f32).sqrt() + 1.3 * rng.gaussian();
         }
     }
-    normalize_rows(&mut data, dim);
+    crate::vector::normalize_rows(&mut data, dim).expect("gaussian rows have a direction");
     Matrix::new(dim, data).expect("dim > 0 and data is n * dim long")
 }

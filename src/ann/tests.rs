@@ -19,6 +19,10 @@ fn build(store: &Matrix, factory: &str) -> AnnIndex {
     AnnIndex::build(store, &params, &()).unwrap()
 }
 
+fn exact_top(store: &Matrix, queries: &[f32], k: usize) -> Vec<Vec<Neighbor>> {
+    crate::search::exact_search(queries, store.dim(), &store.blocks(), k, &|_| true)
+}
+
 fn write_and_open(ann: &mut AnnIndex, dir: &Path) -> (AnnIndex, PathBuf) {
     let path = dir.join("ivf.faiss");
     ann.write_file(&path).unwrap();
@@ -35,14 +39,10 @@ fn ivf_flat_probing_every_list_is_exact_search() {
     let ann = build(&store, "IVF32,Flat");
     let queries = held_out_queries(&store, 100, 1).unwrap();
     for k in [10, 50] {
-        let exact = ann
-            .search_batch(&store, queries.as_slice(), k, SearchMode::Exact)
-            .unwrap();
-        let all = SearchMode::Ivf {
-            nprobe: Some(NLIST),
-        };
+        let exact = exact_top(&store, queries.as_slice(), k);
+        let all = Some(NLIST);
         let approx = ann
-            .search_batch(&store, queries.as_slice(), k, all)
+            .search_batch(&store, queries.as_slice(), k, all, None)
             .unwrap();
         assert_eq!(recall_at_k(&approx, &exact, k), 1.0, "k = {k}");
         for (a, e) in approx.iter().zip(&exact) {
@@ -59,16 +59,9 @@ fn the_data_is_not_trivial_for_ivf() {
     let store = catalog();
     let ann = build(&store, "IVF32,Flat");
     let queries = held_out_queries(&store, 100, 2).unwrap();
-    let exact = ann
-        .search_batch(&store, queries.as_slice(), 10, SearchMode::Exact)
-        .unwrap();
+    let exact = exact_top(&store, queries.as_slice(), 10);
     let one = ann
-        .search_batch(
-            &store,
-            queries.as_slice(),
-            10,
-            SearchMode::Ivf { nprobe: Some(1) },
-        )
+        .search_batch(&store, queries.as_slice(), 10, Some(1), None)
         .unwrap();
     let recall = recall_at_k(&one, &exact, 10);
     assert!(recall < 0.8, "recall@10 with nprobe = 1 is {recall}");
@@ -99,11 +92,9 @@ fn tune_reaches_its_target_on_held_out_queries_and_the_choice_carries_over() {
     // Fresh queries, never seen by tune, searched with the recorded default: the target carries over up
     // to the sampling noise of a few hundred queries.
     let fresh = held_out_queries(&store, 500, 4).unwrap();
-    let exact = ann
-        .search_batch(&store, fresh.as_slice(), 10, SearchMode::Exact)
-        .unwrap();
+    let exact = exact_top(&store, fresh.as_slice(), 10);
     let approx = ann
-        .search_batch(&store, fresh.as_slice(), 10, SearchMode::IVF_DEFAULT)
+        .search_batch(&store, fresh.as_slice(), 10, None, None)
         .unwrap();
     let recall = recall_at_k(&approx, &exact, 10);
     assert!(
@@ -125,12 +116,7 @@ fn compressed_codes_are_reranked_to_exact_scores() {
         let ann = build(&store, factory);
         assert!(!ann.record().exact_codes);
         let hits = ann
-            .search_batch(
-                &store,
-                queries.as_slice(),
-                10,
-                SearchMode::Ivf { nprobe: Some(8) },
-            )
+            .search_batch(&store, queries.as_slice(), 10, Some(8), None)
             .unwrap();
         for (q, list) in hits.iter().enumerate() {
             assert_eq!(list.len(), 10);
@@ -140,18 +126,9 @@ fn compressed_codes_are_reranked_to_exact_scores() {
             }
             assert!(list.windows(2).all(|w| w[0].score >= w[1].score));
         }
-        let exact = ann
-            .search_batch(&store, queries.as_slice(), 10, SearchMode::Exact)
-            .unwrap();
+        let exact = exact_top(&store, queries.as_slice(), 10);
         let all = ann
-            .search_batch(
-                &store,
-                queries.as_slice(),
-                10,
-                SearchMode::Ivf {
-                    nprobe: Some(NLIST),
-                },
-            )
+            .search_batch(&store, queries.as_slice(), 10, Some(NLIST), None)
             .unwrap();
         let recall = recall_at_k(&all, &exact, 10);
         assert!(
@@ -172,14 +149,12 @@ fn reopening_gives_identical_results_and_maps_the_file() {
         assert_eq!(reopened.record(), ann.record());
         assert_eq!(reopened.list_sizes(), ann.list_sizes());
         for nprobe in [1, 4, NLIST] {
-            let mode = SearchMode::Ivf {
-                nprobe: Some(nprobe),
-            };
+            let mode = Some(nprobe);
             let before = ann
-                .search_batch(&store, queries.as_slice(), 10, mode)
+                .search_batch(&store, queries.as_slice(), 10, mode, None)
                 .unwrap();
             let after = reopened
-                .search_batch(&store, queries.as_slice(), 10, mode)
+                .search_batch(&store, queries.as_slice(), 10, mode, None)
                 .unwrap();
             assert_eq!(before, after, "{factory}, nprobe {nprobe}");
         }
@@ -206,9 +181,9 @@ fn single_and_batched_searches_agree() {
     let store = catalog();
     let ann = build(&store, "IVF32,SQ8");
     let queries = held_out_queries(&store, 8, 7).unwrap();
-    let mode = SearchMode::Ivf { nprobe: Some(4) };
+    let mode = Some(4);
     let batch = ann
-        .search_batch(&store, queries.as_slice(), 5, mode)
+        .search_batch(&store, queries.as_slice(), 5, mode, None)
         .unwrap();
     for (q, expected) in batch.iter().enumerate() {
         assert_eq!(
@@ -223,11 +198,9 @@ fn bad_input_is_refused_with_a_reason() {
     let store = catalog();
     let ann = build(&store, "IVF32,Flat");
     let q = store.row(0).to_vec();
-    let ivf = |n| SearchMode::Ivf { nprobe: Some(n) };
+    let ivf = |n| Some(n);
 
-    let err = ann
-        .search(&store, &q[..DIM - 1], 5, SearchMode::Exact)
-        .unwrap_err();
+    let err = ann.search(&store, &q[..DIM - 1], 5, None).unwrap_err();
     assert!(
         matches!(err, AnnError::DimensionMismatch { expected: DIM, got, .. } if got == DIM - 1)
     );
@@ -328,14 +301,7 @@ fn damaged_files_are_reported_not_crashed_on() {
     let mut flipped = bytes.clone();
     flipped[record.lists_offset as usize + 10] ^= 0x40;
     let damaged = reopen(&flipped, len).unwrap();
-    let hits = damaged
-        .search(
-            &store,
-            store.row(0),
-            10,
-            SearchMode::Ivf { nprobe: Some(4) },
-        )
-        .unwrap();
+    let hits = damaged.search(&store, store.row(0), 10, Some(4)).unwrap();
     assert!(hits.iter().all(|h| (h.id as usize) < store.len()));
 
     std::fs::remove_file(&path).unwrap();

@@ -3,10 +3,10 @@
 
 use std::time::Instant;
 
-use super::index::{AnnIndex, SearchMode};
-use super::sample::SplitMix64;
-use super::source::{normalize_rows, Matrix, VectorSource};
+use super::index::AnnIndex;
+use super::source::{Matrix, VectorSource};
 use super::AnnError;
+use crate::rng::SplitMix64;
 use crate::search::Neighbor;
 
 /// Mean over queries of |approximate top-k ∩ exact top-k| / k (k capped by what exact search found).
@@ -62,7 +62,12 @@ pub fn held_out_queries(
                 .map(|(x, y)| x + 0.5 * y),
         );
     }
-    normalize_rows(&mut data, dim);
+    crate::vector::normalize_rows(&mut data, dim).map_err(|(row, problem)| {
+        AnnError::NoDirection {
+            what: format!("held-out query {row}"),
+            problem,
+        }
+    })?;
     Matrix::new(dim, data)
 }
 
@@ -110,19 +115,13 @@ pub fn tune_nprobe(
             "must be within [0, 1]",
         ));
     }
-    let exact = index.search_batch(source, queries, k, SearchMode::Exact)?;
+    super::index::check_queries(queries, source.dim())?;
+    let exact = crate::search::exact_search(queries, source.dim(), &source.blocks(), k, &|_| true);
     let queries_n = exact.len();
     let mut points: Vec<TunePoint> = Vec::new();
     let mut measure = |nprobe: usize| -> Result<f64, AnnError> {
         let start = Instant::now();
-        let found = index.search_batch(
-            source,
-            queries,
-            k,
-            SearchMode::Ivf {
-                nprobe: Some(nprobe),
-            },
-        )?;
+        let found = index.search_batch(source, queries, k, Some(nprobe), None)?;
         let seconds = start.elapsed().as_secs_f64().max(1e-9);
         let recall = recall_at_k(&found, &exact, k);
         points.push(TunePoint {

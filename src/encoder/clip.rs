@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use rayon::prelude::*;
 
 use super::checkpoint::{check_tensors, map_weights, Fnv64, ModelFiles};
@@ -85,7 +85,6 @@ impl ClipEncoder {
             .unwrap_or_else(|| "clip".to_string());
         let info = ModelInfo {
             name,
-            embed_dim: config.projection_dim,
             fingerprint: hasher.finish_hex(),
             preprocessing: preprocessor.describe(),
         };
@@ -109,17 +108,7 @@ impl ClipEncoder {
     }
 
     fn progress_bar(&self, len: usize, what: &str) -> ProgressBar {
-        if !self.progress || len <= self.batch_size {
-            return ProgressBar::hidden();
-        }
-        let bar = ProgressBar::new(len as u64);
-        let template = format!(
-            "{what} {{bar:40}} {{pos}}/{{len}} [{{elapsed_precise}}<{{eta_precise}}, {{per_sec}}]"
-        );
-        if let Ok(style) = ProgressStyle::with_template(&template) {
-            bar.set_style(style);
-        }
-        bar
+        crate::progress::bar_if(self.progress && len > self.batch_size, len as u64, what)
     }
 
     /// Embeds one batch of preprocessed images, `pixels` holding `count` channel-first squares.
@@ -171,6 +160,10 @@ impl ClipEncoder {
 }
 
 impl Encoder for ClipEncoder {
+    fn dim(&self) -> usize {
+        self.config.projection_dim
+    }
+
     fn info(&self) -> &ModelInfo {
         &self.info
     }
@@ -299,27 +292,21 @@ fn to_half<T: Send>(pixels: &[f32], convert: fn(f32) -> T) -> Vec<T> {
     pixels.par_iter().map(|&x| convert(x)).collect()
 }
 
-/// Copies (batch, dim) features to the host as f32 and scales each row to unit length.
+/// Copies (batch, dim) features to the host as f32 and scales each row to unit length (fiq's one
+/// normalization: a row without a direction is an error naming its place in the batch).
 fn rows_to_unit_vectors(features: &Tensor) -> Result<Vec<Vec<f32>>, EncoderError> {
     let rows: Vec<Vec<f32>> = features
         .to_dtype(DType::F32)
         .and_then(|t| t.to_vec2::<f32>())
         .map_err(compute("reading embeddings back"))?;
-    Ok(rows
-        .into_iter()
-        .map(|mut row| {
-            let norm = row
-                .iter()
-                .map(|x| f64::from(*x) * f64::from(*x))
-                .sum::<f64>()
-                .sqrt();
-            if norm > 0.0 {
-                row.iter_mut()
-                    .for_each(|x| *x = (f64::from(*x) / norm) as f32);
-            }
-            row
+    rows.into_iter()
+        .enumerate()
+        .map(|(index, mut row)| {
+            crate::vector::normalize_in_place(&mut row)
+                .map_err(|_| EncoderError::NonFiniteEmbedding { index })?;
+            Ok(row)
         })
-        .collect())
+        .collect()
 }
 
 fn resolve_device(

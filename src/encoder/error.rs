@@ -12,12 +12,19 @@ pub type EngineError = Box<dyn std::error::Error + Send + Sync>;
 pub enum EncoderError {
     /// A file the model directory must hold is absent.
     #[error("model directory {dir} has no {file}")]
-    MissingFile { dir: PathBuf, file: &'static str },
+    MissingFile {
+        /// The directory involved.
+        dir: PathBuf,
+        /// The file's name.
+        file: &'static str,
+    },
 
     /// A model file exists but could not be read.
     #[error("cannot read {path}")]
     Io {
+        /// The file involved.
         path: PathBuf,
+        /// The underlying error.
         #[source]
         source: std::io::Error,
     },
@@ -25,7 +32,9 @@ pub enum EncoderError {
     /// `config.json` is not valid JSON or a field has the wrong type.
     #[error("{path} is not a valid CLIP config")]
     ConfigParse {
+        /// The file involved.
         path: PathBuf,
+        /// The underlying error.
         #[source]
         source: serde_json::Error,
     },
@@ -33,45 +42,65 @@ pub enum EncoderError {
     /// `config.json` describes a model this encoder does not implement.
     #[error("{path}: {field} = {value} is not supported: {reason}")]
     UnsupportedConfig {
+        /// The file involved.
         path: PathBuf,
+        /// The field.
         field: String,
+        /// Its value.
         value: String,
+        /// Why.
         reason: &'static str,
     },
 
     /// The weights file is not a readable safetensors file.
     #[error("{path} is not a valid safetensors file")]
     Weights {
+        /// The file involved.
         path: PathBuf,
+        /// The underlying error.
         #[source]
         source: EngineError,
     },
 
     /// The weights lack a tensor the configuration needs.
     #[error("{path} has no tensor {name}")]
-    MissingTensor { path: PathBuf, name: String },
+    MissingTensor {
+        /// The file involved.
+        path: PathBuf,
+        /// The name involved.
+        name: String,
+    },
 
     /// A tensor's shape disagrees with config.json.
     #[error("{path}: tensor {name} has shape {found:?}, config.json implies {expected:?}")]
     TensorShape {
+        /// The file involved.
         path: PathBuf,
+        /// The name involved.
         name: String,
+        /// What was expected.
         expected: Vec<usize>,
+        /// What was found.
         found: Vec<usize>,
     },
 
     /// A tensor is stored in a type that is not a float.
     #[error("{path}: tensor {name} is stored as {dtype}, expected a float type")]
     TensorDtype {
+        /// The file involved.
         path: PathBuf,
+        /// The name involved.
         name: String,
+        /// The stored type.
         dtype: String,
     },
 
     /// `tokenizer.json` could not be loaded.
     #[error("cannot load tokenizer {path}")]
     Tokenizer {
+        /// The file involved.
         path: PathBuf,
+        /// The underlying error.
         #[source]
         source: EngineError,
     },
@@ -79,35 +108,60 @@ pub enum EncoderError {
     /// A text could not be tokenized.
     #[error("cannot tokenize text #{index}")]
     Tokenize {
+        /// The position of the input.
         index: usize,
+        /// The underlying error.
         #[source]
         source: EngineError,
     },
 
     /// A text is empty or only whitespace: it says nothing to search for.
     #[error("text #{index} is empty")]
-    EmptyText { index: usize },
+    EmptyText {
+        /// The position of the text.
+        index: usize,
+    },
 
     /// The tokenizer's vocabulary lacks a token CLIP needs.
     #[error("tokenizer {path} has no token {token}")]
-    MissingToken { path: PathBuf, token: &'static str },
+    MissingToken {
+        /// The file involved.
+        path: PathBuf,
+        /// The token.
+        token: &'static str,
+    },
 
     /// `tokenizer.json` loads but does not tokenize the way CLIP needs.
     #[error("tokenizer {path} cannot serve CLIP: {reason}")]
-    TokenizerLayout { path: PathBuf, reason: &'static str },
+    TokenizerLayout {
+        /// The file involved.
+        path: PathBuf,
+        /// Why.
+        reason: &'static str,
+    },
 
     /// The model produced NaN or infinity for an input (overflow in reduced precision, broken weights).
     #[error("the model produced a non-finite embedding for input #{index}")]
-    NonFiniteEmbedding { index: usize },
+    NonFiniteEmbedding {
+        /// The position of the input in its batch.
+        index: usize,
+    },
 
     /// The requested device or precision cannot be used.
     #[error("device {device} is not available: {reason}")]
-    Device { device: String, reason: String },
+    Device {
+        /// The device asked for.
+        device: String,
+        /// Why.
+        reason: String,
+    },
 
     /// The tensor engine failed while running the model.
     #[error("model computation failed while {stage}")]
     Compute {
+        /// What was being computed.
         stage: &'static str,
+        /// The underlying error.
         #[source]
         source: EngineError,
     },
@@ -119,7 +173,9 @@ pub enum ImageError {
     /// The file could not be opened or read.
     #[error("cannot read image {path}")]
     Read {
+        /// The file involved.
         path: PathBuf,
+        /// The underlying error.
         #[source]
         source: std::io::Error,
     },
@@ -127,7 +183,9 @@ pub enum ImageError {
     /// The bytes are not a decodable image (corrupt, truncated, unknown format).
     #[error("cannot decode image {path}")]
     Decode {
+        /// The file involved.
         path: PathBuf,
+        /// The underlying error.
         #[source]
         source: image::ImageError,
     },
@@ -135,8 +193,11 @@ pub enum ImageError {
     /// The image has no pixels.
     #[error("image {path} is empty ({width}x{height})")]
     Empty {
+        /// The file involved.
         path: PathBuf,
+        /// See the enclosing item.
         width: u32,
+        /// See the enclosing item.
         height: u32,
     },
 }

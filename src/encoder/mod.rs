@@ -5,7 +5,7 @@
 //! `CLIPModel` (embeddings) and Pillow-based `CLIPImageProcessor` (preprocessing) to within float
 //! rounding. Other model families implement the same [`Encoder`] trait.
 //!
-//! Every vector returned is L2-normalized `f32`, of length [`ModelInfo::embed_dim`]. An image that cannot
+//! Every vector returned is L2-normalized `f32`, of length [`Encoder::dim`]. An image that cannot
 //! be read or decoded fails alone: its slot holds an [`ImageError`] naming the path.
 //!
 //! ```no_run
@@ -17,7 +17,7 @@
 //! let images = encoder.encode_images(&[ImageSource::Path(Path::new("catalog/B000123.jpg"))])?;
 //! for result in &images {
 //!     match result {
-//!         Ok(vector) => assert_eq!(vector.len(), encoder.info().embed_dim),
+//!         Ok(vector) => assert_eq!(vector.len(), encoder.dim()),
 //!         Err(skipped) => eprintln!("skipping: {skipped}"),
 //!     }
 //! }
@@ -40,10 +40,18 @@ pub use clip::ClipEncoder;
 pub use error::{EncoderError, ImageError};
 pub use preprocess::{ImagePreprocessor, Normalization, Resize};
 
+/// Decodes an image held in memory (an upload, say) by its content; `label` names it in errors.
+pub fn decode_image_bytes(label: &Path, bytes: &[u8]) -> Result<image::DynamicImage, ImageError> {
+    preprocess::decode_bytes(label, bytes)
+}
+
 /// Turns images and texts into L2-normalized vectors of one embedding space.
 pub trait Encoder: Send + Sync {
     /// What model this is; indexes store it and refuse queries from another.
     fn info(&self) -> &ModelInfo;
+
+    /// The length of every vector this encoder returns.
+    fn dim(&self) -> usize;
 
     /// One slot per input, in input order: the unit vector, or why that image was skipped.
     /// Fails as a whole only when the model itself fails.
@@ -100,30 +108,17 @@ impl<'a> From<&'a image::DynamicImage> for ImageSource<'a> {
     }
 }
 
-/// The identity of an encoder, stored with every index built from it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ModelInfo {
-    /// Human-readable name (the model directory's name).
-    pub name: String,
-    /// Length of every vector.
-    pub embed_dim: usize,
-    /// 16 hex digits hashing the architecture read from config.json, every tensor's name, shape and type,
-    /// a sample of every tensor's bytes, and the preprocessing.
-    pub fingerprint: String,
-    /// How images become model input, e.g. `rgb-over-white,shortside,bicubic-pil,center-crop224,norm-clip`.
-    pub preprocessing: String,
-}
-
-impl ModelInfo {
-    /// Whether vectors from `other` can be compared with vectors from `self`.
-    pub fn is_compatible_with(&self, other: &ModelInfo) -> bool {
-        self.fingerprint == other.fingerprint && self.embed_dim == other.embed_dim
-    }
-}
+/// The identity of an encoder: fiq's one model-identity type, the same record every index stores
+/// (see [`crate::index::Index::check_model`] for the one compatibility rule). `fingerprint` is 16 hex
+/// digits hashing the architecture read from config.json, every tensor's name, shape and type, a sample
+/// of every tensor's bytes, and the preprocessing; `preprocessing` reads like
+/// `rgb-over-white,shortside,bicubic-pil,center-crop224,norm-clip`.
+pub use fiq_index_format::ModelInfo;
 
 /// Where the model runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ComputeDevice {
+    /// The CPU (the default).
     #[default]
     Cpu,
     /// A CUDA GPU by ordinal; needs the `cuda` cargo feature.
@@ -133,6 +128,7 @@ pub enum ComputeDevice {
 /// The float type of weights and activations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Precision {
+    /// See the enclosing item.
     #[default]
     F32,
     /// Half precision; for GPUs.
@@ -181,10 +177,13 @@ impl std::str::FromStr for Precision {
 /// How an encoder is loaded and how it batches.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EncoderOptions {
+    /// The device asked for.
     pub device: ComputeDevice,
+    /// The float type of weights and activations.
     pub precision: Precision,
     /// How images are squared (the reference CLIP processor by default).
     pub resize: Resize,
+    /// Pixel statistics.
     pub normalization: Normalization,
     /// Inputs per forward pass.
     pub batch_size: usize,

@@ -21,7 +21,10 @@ pub enum Resize {
     /// CLIP4Cir's "targetpad": when the long side exceeds `ratio` times the short side, pad the short
     /// side symmetrically with black until it does not, then resize and crop as in `ShortSide`. Keeps
     /// most of long garments in the frame; CLIP4Cir uses `ratio = 1.25`.
-    TargetPad { ratio: f32 },
+    TargetPad {
+        /// The largest long/short side ratio left unpadded.
+        ratio: f32,
+    },
 }
 
 /// Per-channel mean and standard deviation subtracted from pixels in [0, 1].
@@ -171,6 +174,14 @@ pub(crate) fn decode(path: &Path) -> Result<DynamicImage, ImageError> {
     // Past the format sniffing, an I/O error is almost always a truncated file: a decoding failure.
     reader.decode().map_err(|source| ImageError::Decode {
         path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Decodes an image held in memory (an upload, say), by its content; `label` names it in errors.
+pub(crate) fn decode_bytes(label: &Path, bytes: &[u8]) -> Result<DynamicImage, ImageError> {
+    image::load_from_memory(bytes).map_err(|source| ImageError::Decode {
+        path: label.to_path_buf(),
         source,
     })
 }

@@ -67,15 +67,25 @@ pub enum EvalError {
         found: usize,
     },
     /// The caller's search failed.
-    #[error("{category}: searching the gallery for the query of {candidate}")]
+    #[error("{category}: searching the gallery for {queries} queries")]
     Search {
         /// The category.
         category: Category,
-        /// The query's reference image.
-        candidate: String,
+        /// Queries in the failed batch.
+        queries: usize,
         /// The caller's error.
         #[source]
         source: BackendError,
+    },
+    /// The search returned a different number of result lists than queries.
+    #[error("{category}: search returned {found} result lists for {expected} queries")]
+    ResultCount {
+        /// The category.
+        category: Category,
+        /// Queries sent.
+        expected: usize,
+        /// Lists returned.
+        found: usize,
     },
     /// The image and text vectors could not be fused.
     #[error("{category}: fusing the query of {candidate}")]

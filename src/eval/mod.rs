@@ -13,8 +13,11 @@ pub mod report;
 
 pub use error::{BackendError, EvalError};
 pub use metrics::{precision_at_k, recall_at_k, TargetRanks, PRECISION_DEFINITION};
-pub use protocol::{evaluate, EvalOptions, FnBackend, RetrievalBackend};
-pub use report::{CategoryRow, EvalReport, MetricAtK};
+pub use protocol::{
+    evaluate, evaluate_ranked, EvalOptions, FnBackend, QueryRanking, RankedEvaluation,
+    RetrievalBackend,
+};
+pub use report::{CategoryRow, EvalReport, MetricAtK, SkippedQuery};
 
 #[cfg(test)]
 mod tests;

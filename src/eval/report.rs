@@ -31,8 +31,24 @@ pub struct CategoryRow {
     /// Gallery images the search could not return (not in the index); 0 when the whole gallery was
     /// searched.
     pub gallery_unsearchable: usize,
+    /// Queries skipped because their reference could not be encoded (listed in
+    /// [`EvalReport::skipped_queries`]); not scored.
+    pub skipped_queries: usize,
     /// One entry per K, in the order asked.
     pub at: Vec<MetricAtK>,
+}
+
+/// A query the evaluation could not ask, and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SkippedQuery {
+    /// Its category.
+    pub category: Category,
+    /// Its reference image.
+    pub candidate: String,
+    /// Its target image.
+    pub target: String,
+    /// Why its reference has no vector.
+    pub reason: String,
 }
 
 impl CategoryRow {
@@ -65,6 +81,7 @@ impl CategoryRow {
             gallery,
             targets_outside_gallery,
             gallery_unsearchable: 0,
+            skipped_queries: 0,
             at,
         })
     }
@@ -85,6 +102,8 @@ pub struct EvalReport {
     pub rows: Vec<CategoryRow>,
     /// The mean of the rows at each K (each category weighs the same, whatever its query count).
     pub average: Vec<MetricAtK>,
+    /// Queries that could not be asked (their reference could not be encoded), with the reason.
+    pub skipped_queries: Vec<SkippedQuery>,
 }
 
 impl EvalReport {
@@ -120,6 +139,7 @@ impl EvalReport {
             precision_definition: PRECISION_DEFINITION,
             rows,
             average,
+            skipped_queries: Vec::new(),
         }
     }
 
@@ -209,6 +229,13 @@ impl fmt::Display for EvalReport {
                 f,
                 "{}: {} of {} gallery images are not in the index and were not searched",
                 row.category, row.gallery_unsearchable, row.gallery
+            )?;
+        }
+        for row in self.rows.iter().filter(|row| row.skipped_queries > 0) {
+            writeln!(
+                f,
+                "{}: {} queries skipped, their reference could not be encoded (listed in the JSON report)",
+                row.category, row.skipped_queries
             )?;
         }
         writeln!(

@@ -71,7 +71,12 @@ fn oracle_backend() -> impl RetrievalBackend {
             assert!(texts.len() <= 2, "batches of at most text_batch texts");
             Ok(texts.iter().map(|text| one_hot(&text[..1])).collect())
         },
-        search: move |_: Category, query: &[f32], k: usize| Ok(brute_force(&gallery, query, k)),
+        search: move |_: Category, queries: &[Vec<f32>], k: usize| {
+            Ok(queries
+                .iter()
+                .map(|q| brute_force(&gallery, q, k))
+                .collect())
+        },
     }
 }
 
@@ -86,6 +91,7 @@ fn oracle_ranks_give_hand_computed_metrics() {
         fusion: Fusion::Weighted { alpha: 0.7 },
         exclude_reference: false,
         text_batch: 2,
+        search_batch: 2,
     };
     let report = evaluate(&dataset, &oracle_backend(), &options).unwrap();
     let row = &report.rows[0];
@@ -118,10 +124,47 @@ fn oracle_ranks_give_hand_computed_metrics() {
 }
 
 #[test]
-fn driver_errors_name_category_and_image() {
+fn a_reference_that_cannot_be_encoded_skips_its_queries_and_says_why() {
     let dir = tempfile::tempdir().unwrap();
     let dataset = oracle_dataset(dir.path());
+    let broken = dataset
+        .triplets(Category::Dress)
+        .first()
+        .unwrap()
+        .candidate
+        .clone();
+    let expected_skips = dataset
+        .triplets(Category::Dress)
+        .iter()
+        .filter(|t| t.candidate == broken)
+        .count();
+    let oracle = oracle_backend();
     let failing_image = FnBackend {
+        encode_image: |category: Category,
+                       name: &str,
+                       path: Option<&Path>|
+         -> Result<Vec<f32>, BackendError> {
+            if name == broken {
+                return Err(format!("cannot decode image {name}.jpg").into());
+            }
+            oracle.encode_image(category, name, path)
+        },
+        encode_texts: |texts: &[String]| oracle.encode_texts(texts),
+        search: |category: Category, queries: &[Vec<f32>], k: usize| {
+            oracle.search(category, queries, k)
+        },
+    };
+    let report = evaluate(&dataset, &failing_image, &EvalOptions::default()).unwrap();
+    let row = &report.rows[0];
+    assert_eq!(row.skipped_queries, expected_skips);
+    assert_eq!(row.queries, 3 - expected_skips);
+    assert_eq!(report.skipped_queries.len(), expected_skips);
+    assert_eq!(report.skipped_queries[0].candidate, broken);
+    assert!(report.skipped_queries[0].reason.contains("cannot decode"));
+    assert!(report.to_string().contains("skipped"), "{report}");
+
+    // When every reference of a category fails, nothing is left to score: a clear error.
+    let nothing = FnBackend {
         encode_image: |_: Category,
                        name: &str,
                        _: Option<&Path>|
@@ -129,18 +172,29 @@ fn driver_errors_name_category_and_image() {
             Err(format!("no vector for {name}").into())
         },
         encode_texts: |texts: &[String]| Ok(texts.iter().map(|_| vec![1.0; 5]).collect()),
-        search: |_: Category, _: &[f32], _: usize| Ok(Vec::new()),
+        search: |_: Category, queries: &[Vec<f32>], _: usize| Ok(vec![Vec::new(); queries.len()]),
     };
-    let error = evaluate(&dataset, &failing_image, &EvalOptions::default()).unwrap_err();
+    let error = evaluate(&dataset, &nothing, &EvalOptions::default()).unwrap_err();
     assert!(
-        matches!(&error, EvalError::EncodeImage { category: Category::Dress, name, .. } if name == "A"),
+        matches!(
+            error,
+            EvalError::NoQueries {
+                category: Some(Category::Dress)
+            }
+        ),
         "{error}"
     );
+}
+
+#[test]
+fn driver_errors_name_category_and_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let dataset = oracle_dataset(dir.path());
 
     let short_text = FnBackend {
         encode_image: |_: Category, _: &str, _: Option<&Path>| Ok(vec![1.0; 5]),
         encode_texts: |_: &[String]| Ok(vec![vec![1.0; 5]]),
-        search: |_: Category, _: &[f32], _: usize| Ok(Vec::new()),
+        search: |_: Category, queries: &[Vec<f32>], _: usize| Ok(vec![Vec::new(); queries.len()]),
     };
     let error = evaluate(&dataset, &short_text, &EvalOptions::default()).unwrap_err();
     assert!(matches!(
@@ -155,10 +209,11 @@ fn driver_errors_name_category_and_image() {
     let wrong_dim = FnBackend {
         encode_image: |_: Category, _: &str, _: Option<&Path>| Ok(vec![1.0; 5]),
         encode_texts: |texts: &[String]| Ok(texts.iter().map(|_| vec![1.0; 4]).collect()),
-        search: |_: Category, _: &[f32], _: usize| Ok(Vec::new()),
+        search: |_: Category, queries: &[Vec<f32>], _: usize| Ok(vec![Vec::new(); queries.len()]),
     };
+    // Vectors that cannot be fused skip their queries (with the reason), leaving none to score.
     let error = evaluate(&dataset, &wrong_dim, &EvalOptions::default()).unwrap_err();
-    assert!(matches!(error, EvalError::Fusion { .. }));
+    assert!(matches!(error, EvalError::NoQueries { .. }), "{error}");
     let zero_k = EvalOptions {
         ks: vec![0, 10],
         ..EvalOptions::default()
@@ -331,8 +386,11 @@ fn fused_queries_beat_image_only_on_synthetic_fashioniq() {
             Ok(vectors[name].clone())
         },
         encode_texts: |texts: &[String]| Ok(texts.iter().map(|text| text_vector(text)).collect()),
-        search: |category: Category, query: &[f32], k: usize| {
-            Ok(brute_force(&galleries[&category], query, k))
+        search: |category: Category, queries: &[Vec<f32>], k: usize| {
+            Ok(queries
+                .iter()
+                .map(|q| brute_force(&galleries[&category], q, k))
+                .collect())
         },
     };
     let run = |fusion: Fusion, exclude_reference: bool| {

@@ -181,7 +181,7 @@ pub(crate) fn tensor_error(context: &'static str) -> impl Fn(candle_core::Error)
 ///
 /// ```
 /// use fiq::fusion::{Combiner, CombinerConfig};
-/// let model = Combiner::init(CombinerConfig::projection(2), 0, &candle_core::Device::Cpu)?;
+/// let model = Combiner::untrained(CombinerConfig::projection(2), 0)?;
 /// // An untrained projection is the plain normalized sum.
 /// let fused = model.fuse(&[1.0, 0.0], &[0.0, 1.0])?;
 /// assert!((fused[0] - std::f32::consts::FRAC_1_SQRT_2).abs() < 1e-6);
@@ -220,7 +220,13 @@ impl PartialEq for Combiner {
 impl Combiner {
     /// A freshly initialized model, deterministic for a seed: linear layers drawn like PyTorch's default
     /// (uniform in `±1/sqrt(fan_in)`); a projection starts at the identity.
-    pub fn init(
+    /// A freshly initialized model on the CPU (see `init`): the starting point of training, or a
+    /// baseline.
+    pub fn untrained(config: CombinerConfig, seed: u64) -> Result<Combiner, CombinerError> {
+        Combiner::init(config, seed, &Device::Cpu)
+    }
+
+    pub(crate) fn init(
         config: CombinerConfig,
         seed: u64,
         device: &Device,
@@ -230,7 +236,7 @@ impl Combiner {
     }
 
     /// A model from named weights, checked against the config.
-    pub fn from_weights(
+    pub(crate) fn from_weights(
         config: CombinerConfig,
         weights: HashMap<String, Tensor>,
         device: &Device,
@@ -265,8 +271,8 @@ impl Combiner {
         })
     }
 
-    /// Loads `config.json` and `model.safetensors` from `dir`.
-    pub fn load(dir: impl AsRef<Path>, device: &Device) -> Result<Combiner, CombinerError> {
+    /// Loads `config.json` and `model.safetensors` from `dir` onto `device`.
+    pub(crate) fn load(dir: impl AsRef<Path>, device: &Device) -> Result<Combiner, CombinerError> {
         let dir = dir.as_ref();
         let config = read_config(&dir.join(CONFIG_FILE))?;
         let weights_path = dir.join(WEIGHTS_FILE);
@@ -279,7 +285,7 @@ impl Combiner {
         Combiner::from_weights(config, weights, device)
     }
 
-    /// [`Combiner::load`] on the CPU, for callers that do not use candle themselves.
+    /// Loads a model `fiq-index train` wrote (`config.json`, `model.safetensors` in `dir`), on the CPU.
     pub fn load_cpu(dir: impl AsRef<Path>) -> Result<Combiner, CombinerError> {
         Combiner::load(dir, &Device::Cpu)
     }
@@ -295,7 +301,7 @@ impl Combiner {
     }
 
     /// The named weights.
-    pub fn weights(&self) -> &HashMap<String, Tensor> {
+    pub(crate) fn weights(&self) -> &HashMap<String, Tensor> {
         &self.weights
     }
 
@@ -411,7 +417,7 @@ pub(crate) fn initial_weights(
     seed: u64,
     device: &Device,
 ) -> Result<HashMap<String, Tensor>, CombinerError> {
-    let mut rng = crate::train::SplitMix64::new(seed);
+    let mut rng = crate::rng::SplitMix64::new(seed);
     let mut weights = HashMap::new();
     for (name, shape) in config.parameters() {
         let count: usize = shape.iter().product();

@@ -8,11 +8,11 @@
 //! # Ok::<(), fiq::fusion::FusionError>(())
 //! ```
 //!
-//! A learned fusion (CLIP4Cir's Combiner, or a learned projection; see [`combiner`]) is the
+//! A learned fusion (CLIP4Cir's Combiner, or a learned projection; see [`Combiner`]) is the
 //! [`Fusion::Combiner`] variant holding the trained model, dispatched in [`fuse`] and [`fuse_batch`] like the
 //! two closed-form methods.
 
-pub mod combiner;
+pub(crate) mod combiner;
 
 pub use combiner::{Combiner, CombinerConfig, CombinerError, LearnedFusionKind};
 use std::sync::Arc;

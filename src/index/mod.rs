@@ -10,15 +10,15 @@ mod writer;
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use fiq_index_format::{Directory, MmapDirectory, Segment, Snapshot};
 pub use fiq_index_format::{ItemMeta, ModelInfo, VectorType, VerifyReport};
-pub use search::StoreRows;
+pub use search::{SearchMode, SearchOptions, SearchStats, StoreRows};
 pub use writer::IndexWriter;
 
-pub use crate::ann::SearchMode;
 use crate::ann::{AnnIndex, AnnRecord};
+pub use crate::search::IdSet;
 use crate::search::{Neighbor, VectorBlock};
 
 /// Errors of the index API (bytes problems come as [`fiq_index_format::FormatError`]).
@@ -29,28 +29,49 @@ pub enum IndexError {
         "query has {actual} components, the index at {index} holds {expected}-dimensional vectors"
     )]
     QueryDimension {
+        /// The position of the input.
         index: PathBuf,
+        /// What was expected.
         expected: usize,
+        /// What was given.
         actual: usize,
     },
     /// A query that is not a usable direction.
     #[error("query {query} is unusable: {reason}")]
-    BadQuery { query: usize, reason: String },
+    BadQuery {
+        /// The query in its batch.
+        query: usize,
+        /// Why.
+        reason: String,
+    },
     /// A query made by another model than the index's vectors.
     #[error("the query was encoded by model {query_model:?} (fingerprint {query_fingerprint}), but the index at {index} holds vectors of {index_model:?} (fingerprint {index_fingerprint}); encode the query with the index's model or rebuild the index")]
     ModelMismatch {
+        /// The position of the input.
         index: PathBuf,
+        /// The index's model name.
         index_model: String,
+        /// The index's model fingerprint.
         index_fingerprint: String,
+        /// The query's model name.
         query_model: String,
+        /// The query's model fingerprint.
         query_fingerprint: String,
     },
     /// IVF search asked of an index without an IVF index.
     #[error("the index at {index} has no IVF index; build one with `fiq-index build --index {index} --ivf NLIST` (or search exactly)")]
-    NoAnn { index: PathBuf },
+    NoAnn {
+        /// The index.
+        index: PathBuf,
+    },
     /// An IVF index over something it cannot serve.
     #[error("the IVF index of {index} cannot be used: {reason}")]
-    AnnUnsupported { index: PathBuf, reason: String },
+    AnnUnsupported {
+        /// The position of the input.
+        index: PathBuf,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// One search result.
@@ -62,35 +83,6 @@ pub struct Hit {
     pub key: String,
     /// Inner product with the query: cosine similarity, since stored vectors are unit-length.
     pub score: f32,
-}
-
-/// How to search.
-#[derive(Clone, Default)]
-pub struct SearchOptions<'a> {
-    /// Only ids for which this returns true are returned (for example one category's gallery).
-    pub filter: Option<&'a (dyn Fn(u64) -> bool + Sync)>,
-    /// Exact or IVF (with a per-call `nprobe`). `None`: the IVF index with its recorded `nprobe` when
-    /// the index has one, exact search otherwise.
-    pub mode: Option<SearchMode>,
-}
-
-impl<'a> SearchOptions<'a> {
-    /// Options that search in `mode`.
-    pub fn mode(mode: SearchMode) -> SearchOptions<'a> {
-        SearchOptions {
-            filter: None,
-            mode: Some(mode),
-        }
-    }
-}
-
-impl std::fmt::Debug for SearchOptions<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SearchOptions")
-            .field("filter", &self.filter.is_some())
-            .field("mode", &self.mode)
-            .finish()
-    }
 }
 
 /// An opened, committed version of an index.
@@ -111,8 +103,11 @@ impl std::fmt::Debug for SearchOptions<'_> {
 #[derive(Debug, Clone)]
 pub struct Index {
     snapshot: Arc<Snapshot>,
+    /// The file involved.
     path: PathBuf,
     ann: Option<Arc<AnnIndex>>,
+    /// The live ids, made on first need when some rows are deleted (`None` inside: nothing deleted).
+    live: Arc<OnceLock<Option<IdSet>>>,
 }
 
 impl Index {
@@ -149,6 +144,7 @@ impl Index {
             snapshot: Arc::new(snapshot),
             path,
             ann,
+            live: Arc::default(),
         })
     }
 
@@ -232,20 +228,10 @@ impl Index {
             .map(String::as_str)
     }
 
-    /// Refuses queries made by a model other than the index's. An index of imported vectors
-    /// (empty fingerprint) accepts any.
+    /// Refuses queries made by a model other than the index's (the one rule:
+    /// [`ModelInfo::accepts`]). An index of imported vectors (empty fingerprint) accepts any.
     pub fn check_model(&self, query_model: &ModelInfo) -> Result<(), IndexError> {
-        let ours = self.model();
-        if ours.fingerprint.is_empty() || ours.fingerprint == query_model.fingerprint {
-            return Ok(());
-        }
-        Err(IndexError::ModelMismatch {
-            index: self.path.clone(),
-            index_model: ours.name.clone(),
-            index_fingerprint: ours.fingerprint.clone(),
-            query_model: query_model.name.clone(),
-            query_fingerprint: query_model.fingerprint.clone(),
-        })
+        check_model(&self.path, self.model(), query_model)
     }
 
     /// The `k` nearest live items to `query` (normalized first), best first: through the IVF index with
@@ -289,15 +275,19 @@ impl Index {
         k: usize,
         options: &SearchOptions<'_>,
     ) -> crate::Result<Vec<Vec<Neighbor>>> {
+        Ok(self.search_with_stats(queries, k, options)?.0)
+    }
+
+    /// [`Index::neighbors`] with what the search did: the mode and `nprobe` it ran with, and which
+    /// queries of an IVF search exact search had to answer (see [`SearchStats`]).
+    pub fn search_with_stats(
+        &self,
+        queries: &[f32],
+        k: usize,
+        options: &SearchOptions<'_>,
+    ) -> crate::Result<(Vec<Vec<Neighbor>>, SearchStats)> {
         let normalized = self.normalized_queries(queries)?;
-        let mode = options.mode.unwrap_or(match self.ann {
-            Some(_) => SearchMode::IVF_DEFAULT,
-            None => SearchMode::Exact,
-        });
-        match mode {
-            SearchMode::Exact => Ok(self.exact(&normalized, k, options)),
-            SearchMode::Ivf { nprobe } => self.ivf(&normalized, k, nprobe, options),
-        }
+        self.run_search(&normalized, k, options)
     }
 
     /// Exact search, whatever the index holds: the ground truth.
@@ -308,10 +298,58 @@ impl Index {
         options: &SearchOptions<'_>,
     ) -> crate::Result<Vec<Vec<Neighbor>>> {
         let options = SearchOptions {
-            filter: options.filter,
             mode: Some(SearchMode::Exact),
+            ..*options
         };
         self.neighbors(queries, k, &options)
+    }
+
+    /// The ids of live items when some are deleted; `None` when every row is live.
+    fn live_set(&self) -> Option<&IdSet> {
+        self.live
+            .get_or_init(|| {
+                let deleted = self.snapshot.deleted_ids();
+                if deleted.is_empty() {
+                    return None;
+                }
+                let mut live = IdSet::full(self.total_rows());
+                deleted.iter().for_each(|&id| live.remove(id));
+                Some(live)
+            })
+            .as_ref()
+    }
+
+    /// Every category of the live items (from their metadata) with its ids; reads every item's
+    /// metadata once.
+    pub fn categories(&self) -> crate::Result<std::collections::HashMap<String, IdSet>> {
+        let mut categories: std::collections::HashMap<String, IdSet> = Default::default();
+        for id in 0..self.total_rows() {
+            if self.is_deleted(id) {
+                continue;
+            }
+            let category = self.meta(id)?.category;
+            categories
+                .entry(category)
+                .or_insert_with(|| IdSet::empty(self.total_rows()))
+                .insert(id);
+        }
+        Ok(categories)
+    }
+
+    /// The ids of the live items with these keys; keys not in the index are returned apart.
+    pub fn key_ids<'k>(
+        &self,
+        keys: impl IntoIterator<Item = &'k str>,
+    ) -> crate::Result<(IdSet, Vec<&'k str>)> {
+        let mut set = IdSet::empty(self.total_rows());
+        let mut missing = Vec::new();
+        for key in keys {
+            match self.id_of(key)? {
+                Some(id) if !self.is_deleted(id) => set.insert(id),
+                _ => missing.push(key),
+            }
+        }
+        Ok((set, missing))
     }
 
     /// The segments as contiguous blocks of rows.
@@ -360,6 +398,25 @@ impl Index {
     pub fn verify(&self) -> crate::Result<VerifyReport> {
         Ok(self.snapshot.verify()?)
     }
+}
+
+/// The one model check: vectors of `query_model` may go into or be searched in the index at `index`,
+/// built by `index_model`, or the one mismatch error says why not.
+pub(crate) fn check_model(
+    index: &Path,
+    index_model: &ModelInfo,
+    query_model: &ModelInfo,
+) -> Result<(), IndexError> {
+    if index_model.accepts(query_model) {
+        return Ok(());
+    }
+    Err(IndexError::ModelMismatch {
+        index: index.to_owned(),
+        index_model: index_model.name.clone(),
+        index_fingerprint: index_model.fingerprint.clone(),
+        query_model: query_model.name.clone(),
+        query_fingerprint: query_model.fingerprint.clone(),
+    })
 }
 
 fn block_of(segment: &Segment, base_id: u64) -> VectorBlock<'_> {

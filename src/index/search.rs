@@ -1,23 +1,96 @@
-//! Searching an [`Index`]: exact, or through its IVF index.
+//! How an [`Index`] is searched: the one place that decides between exact and IVF search.
 //!
-//! The IVF index covers the rows that existed when it was built (ids `0..covered`). Rows appended since
-//! are searched exactly and merged in, so an append never has to wait for a rebuild; deleted rows and
-//! rows outside a filter are dropped from the IVF's candidates, which are fetched with head room for
-//! that, and a query left with fewer than `k` is answered exactly.
+//! [`SearchMode`] says which; [`SearchOptions`] adds a filter ([`IdSet`]). An IVF search asks
+//! [`crate::ann`] for candidates from the probed lists, with the filter (and the index's deletions)
+//! handed to FAISS as an id selector, so FAISS skips excluded rows while it scans rather than fiq
+//! dropping them afterwards. The IVF index covers the rows that existed when it was built (ids
+//! `0..covered`); rows appended since are scored exactly and merged in, so an append never waits for a
+//! rebuild. With a filter, the recorded `nprobe` (measured for unfiltered searches) is scaled by the
+//! share of rows the filter keeps, so a category search keeps the recall the index was tuned for. A
+//! query whose probed lists hold fewer than `k` allowed rows is answered by exact search instead, and
+//! [`SearchStats`] counts it: nothing reports an exact answer as an IVF one.
 
 use std::path::Path;
 
 use fiq_index_format::Snapshot;
 
-use super::{Index, IndexError, SearchOptions};
-use crate::ann::{AnnIndex, AnnRecord, SearchMode, VectorSource};
-use crate::search::{exact_search, Neighbor, VectorBlock};
+use super::{Index, IndexError};
+use crate::ann::{AnnIndex, AnnRecord, VectorSource};
+use crate::search::{exact_search, IdSet, Neighbor, VectorBlock};
+
+/// How a search finds its neighbors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchMode {
+    /// Score every row of the store: slow, always right. The reference for recall.
+    Exact,
+    /// Probe the `nprobe` inverted lists closest to the query; `None` uses the index's recorded one.
+    Ivf {
+        /// Lists to probe, `1..=nlist`.
+        nprobe: Option<usize>,
+    },
+}
+
+impl SearchMode {
+    /// IVF search with the index's recorded `nprobe`.
+    pub const IVF_DEFAULT: SearchMode = SearchMode::Ivf { nprobe: None };
+}
+
+/// How to search.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SearchOptions<'a> {
+    /// Only ids in this set are returned (for example one category's gallery).
+    pub filter: Option<&'a IdSet>,
+    /// Exact or IVF (with a per-call `nprobe`). `None`: the IVF index with its recorded `nprobe` when
+    /// the index has one, exact search otherwise.
+    pub mode: Option<SearchMode>,
+}
+
+impl<'a> SearchOptions<'a> {
+    /// Options that search in `mode`.
+    pub fn mode(mode: SearchMode) -> SearchOptions<'a> {
+        SearchOptions {
+            filter: None,
+            mode: Some(mode),
+        }
+    }
+
+    /// These options restricted to `filter`.
+    pub fn filtered(self, filter: &'a IdSet) -> SearchOptions<'a> {
+        SearchOptions {
+            filter: Some(filter),
+            ..self
+        }
+    }
+}
+
+/// The recorded `nprobe` scaled for a filter: it was measured for searches of every row, and a filter
+/// keeping a fraction `f` of them leaves about `f` of each probed list's rows, so the same recall needs
+/// about `1/f` times the lists (a category of a third of the catalog: three times). Capped at `nlist`.
+/// An `nprobe` the caller gives is used as it is.
+fn filtered_nprobe(recorded: usize, nlist: usize, live: u64, allowed: Option<&IdSet>) -> usize {
+    match allowed {
+        Some(set) if !set.is_empty() && set.len() < live => {
+            let scaled = (recorded as f64 * live as f64 / set.len() as f64).ceil() as usize;
+            scaled.clamp(recorded, nlist.max(recorded))
+        }
+        _ => recorded,
+    }
+}
+
+/// What a search did, beside its results.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchStats {
+    /// How the queries were searched: [`SearchMode::Exact`], or IVF with the `nprobe` used.
+    pub mode: SearchMode,
+    /// Queries asked.
+    pub queries: usize,
+    /// Queries of an IVF search that exact search answered because the probed lists held fewer than
+    /// `k` allowed rows (by position in the batch).
+    pub exact_fallbacks: Vec<usize>,
+}
 
 /// The name the manifest gives the FAISS file among the index's ANN files.
 pub(crate) const IVF_FILE: &str = "ivf";
-
-/// Candidates fetched per wanted result when a filter or deletions will drop some.
-const FILTERED_FETCH_FACTOR: usize = 4;
 
 /// Opens the IVF index the manifest of `snapshot` records, if any.
 pub(super) fn open_ann(snapshot: &Snapshot, index: &Path) -> crate::Result<Option<AnnIndex>> {
@@ -142,60 +215,78 @@ impl Index {
         StoreRows::new(self, ann.len())
     }
 
-    /// Whether `id` may be returned: live, and inside the caller's filter.
-    fn keeps<'a>(&'a self, options: &'a SearchOptions<'_>) -> impl Fn(u64) -> bool + Sync + 'a {
-        let has_deleted = !self.snapshot.deleted_ids().is_empty();
-        move |id| {
-            (!has_deleted || !self.snapshot.is_deleted(id)) && options.filter.is_none_or(|f| f(id))
+    /// The ids a search may return: live and inside the caller's filter; `None` when that is every row.
+    fn allowed(&self, options: &SearchOptions<'_>) -> Option<IdSet> {
+        match (options.filter, self.live_set()) {
+            (None, None) => None,
+            (Some(filter), None) => Some(filter.clone()),
+            (None, Some(live)) => Some(live.clone()),
+            (Some(filter), Some(live)) => Some(filter.intersection(live)),
         }
     }
 
-    pub(super) fn exact(
+    /// Searches normalized queries as `options` say. The one place that chooses exact or IVF search.
+    pub(super) fn run_search(
         &self,
         normalized: &[f32],
         k: usize,
         options: &SearchOptions<'_>,
-    ) -> Vec<Vec<Neighbor>> {
-        exact_search(
-            normalized,
-            self.dim(),
-            &self.blocks(),
-            k,
-            &self.keeps(options),
-        )
+    ) -> crate::Result<(Vec<Vec<Neighbor>>, SearchStats)> {
+        let nq = normalized.len() / self.dim();
+        let mode = options.mode.unwrap_or(match self.ann {
+            Some(_) => SearchMode::IVF_DEFAULT,
+            None => SearchMode::Exact,
+        });
+        let allowed = self.allowed(options);
+        match mode {
+            SearchMode::Exact => Ok((
+                self.exact(normalized, k, allowed.as_ref()),
+                SearchStats {
+                    mode,
+                    queries: nq,
+                    exact_fallbacks: Vec::new(),
+                },
+            )),
+            SearchMode::Ivf { nprobe } => self.ivf(normalized, k, nprobe, allowed.as_ref()),
+        }
     }
 
-    pub(super) fn ivf(
+    fn exact(&self, normalized: &[f32], k: usize, allowed: Option<&IdSet>) -> Vec<Vec<Neighbor>> {
+        let keep = |id: u64| allowed.is_none_or(|set| set.contains(id));
+        exact_search(normalized, self.dim(), &self.blocks(), k, &keep)
+    }
+
+    fn ivf(
         &self,
         normalized: &[f32],
         k: usize,
         nprobe: Option<usize>,
-        options: &SearchOptions<'_>,
-    ) -> crate::Result<Vec<Vec<Neighbor>>> {
+        allowed: Option<&IdSet>,
+    ) -> crate::Result<(Vec<Vec<Neighbor>>, SearchStats)> {
         let ann = self.ann().ok_or_else(|| IndexError::NoAnn {
             index: self.path.clone(),
         })?;
+        let nprobe = match nprobe {
+            Some(given) => given,
+            None => filtered_nprobe(ann.record().nprobe, ann.nlist(), self.len(), allowed),
+        };
+        let mut stats = SearchStats {
+            mode: SearchMode::Ivf {
+                nprobe: Some(nprobe),
+            },
+            queries: normalized.len() / self.dim(),
+            exact_fallbacks: Vec::new(),
+        };
         if k == 0 {
-            return Ok(vec![Vec::new(); normalized.len() / self.dim()]);
+            return Ok((vec![Vec::new(); stats.queries], stats));
         }
         let covered = ann.len();
         let source = StoreRows::new(self, covered)?;
-        let keep = self.keeps(options);
-        let dropping = options.filter.is_some() || !self.snapshot.deleted_ids().is_empty();
-        let fetch = if dropping {
-            k * FILTERED_FETCH_FACTOR
-        } else {
-            k
-        };
-        let mut results =
-            ann.search_batch(&source, normalized, fetch, SearchMode::Ivf { nprobe })?;
-        for list in &mut results {
-            list.retain(|n| keep(n.id));
-            list.truncate(k);
-        }
+        let mut results = ann.search_batch(&source, normalized, k, Some(nprobe), allowed)?;
 
         let appended = blocks_in(self.blocks(), self.dim(), covered as u64, self.total_rows());
         if !appended.is_empty() {
+            let keep = |id: u64| allowed.is_none_or(|set| set.contains(id));
             let tail = exact_search(normalized, self.dim(), &appended, k, &keep);
             for (list, more) in results.iter_mut().zip(tail) {
                 list.extend(more);
@@ -204,17 +295,17 @@ impl Index {
             }
         }
 
-        // Too few survivors: the probed lists held fewer than k wanted items. Exact search answers
-        // those queries (and returns fewer than k only when fewer exist).
+        // The probed lists held fewer than k allowed rows: exact search answers those queries (and
+        // returns fewer than k only when fewer exist), and the stats say so.
+        let available = allowed.map_or(self.len(), IdSet::len) as usize;
         let dim = self.dim();
         for (q, list) in results.iter_mut().enumerate() {
-            if list.len() < k && (self.len() as usize) > list.len() {
+            if list.len() < k && available > list.len() {
                 let query = &normalized[q * dim..(q + 1) * dim];
-                *list = exact_search(query, dim, &self.blocks(), k, &keep)
-                    .pop()
-                    .unwrap_or_default();
+                *list = self.exact(query, k, allowed).pop().unwrap_or_default();
+                stats.exact_fallbacks.push(q);
             }
         }
-        Ok(results)
+        Ok((results, stats))
     }
 }

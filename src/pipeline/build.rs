@@ -3,7 +3,6 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::{index_model_info, PipelineError};
 use crate::encoder::{Encoder, ImageSource};
 use crate::fashioniq::Dataset;
 use crate::index::{IndexWriter, ItemMeta};
@@ -57,63 +56,86 @@ pub struct BuildReport {
     pub index_time: Duration,
 }
 
+/// One image to put in an index: its key, category and file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CatalogImage {
+    /// The item's key (for FashionIQ, the ASIN).
+    pub key: String,
+    /// Its category ("" when unknown).
+    pub category: String,
+    /// The image file.
+    pub path: PathBuf,
+}
+
 /// Encodes every gallery image of `dataset` with `encoder` into the index at `out`, creating it if needed.
 ///
 /// Resumable: the index is committed every [`BuildOptions::commit_every`] images, and a rerun skips images
-/// already committed. An image that cannot be read is skipped and reported, never aborting the build.
+/// already committed. An image that cannot be read is skipped and reported, never aborting the build; so
+/// is a gallery image the loader found no file for.
 pub fn build_catalog(
     dataset: &Dataset,
     encoder: &dyn Encoder,
     out: &Path,
     options: &BuildOptions,
 ) -> crate::Result<BuildReport> {
-    let model = index_model_info(encoder.info());
-    let mut writer = if out.join(fiq_index_format::manifest::MANIFEST_FILE).exists() {
-        let writer = IndexWriter::open(out)?;
-        if writer.model().fingerprint != model.fingerprint {
-            return Err(PipelineError::ModelMismatch {
-                index: out.to_owned(),
-                index_model: writer.model().name.clone(),
-                index_fingerprint: writer.model().fingerprint.clone(),
-                model: model.name,
-                fingerprint: model.fingerprint,
-            }
-            .into());
-        }
-        writer
-    } else {
-        IndexWriter::create(out, encoder.info().embed_dim, model)?
-    };
-
-    let mut report = BuildReport::default();
-    let mut todo: Vec<(String, String, PathBuf)> = Vec::new();
+    let mut skipped = Vec::new();
+    let mut images = Vec::new();
     let mut listed = std::collections::HashSet::new();
     for category in dataset.categories() {
         for image in dataset.gallery(category) {
             if !listed.insert(image.name.clone()) {
-                report.skipped.push(SkippedImage {
+                skipped.push(SkippedImage {
                     name: image.name.clone(),
                     path: image.path.clone(),
                     reason: format!("listed again in {category}; an image belongs to one category"),
                 });
                 continue;
             }
-            if writer.contains(&image.name)? {
-                report.already_present += 1;
-                continue;
-            }
             match &image.path {
-                Some(path) => todo.push((
-                    image.name.clone(),
-                    category.as_str().to_owned(),
-                    path.clone(),
-                )),
-                None => report.skipped.push(SkippedImage {
+                Some(path) => images.push(CatalogImage {
+                    key: image.name.clone(),
+                    category: category.as_str().to_owned(),
+                    path: path.clone(),
+                }),
+                None => skipped.push(SkippedImage {
                     name: image.name.clone(),
                     path: None,
                     reason: "no image file found".into(),
                 }),
             }
+        }
+    }
+    let mut report = add_images(&images, encoder, out, options)?;
+    skipped.append(&mut report.skipped);
+    report.skipped = skipped;
+    Ok(report)
+}
+
+/// Encodes `images` with `encoder` into the index at `out` (created if needed; an existing one must be
+/// `encoder`'s), committing every [`BuildOptions::commit_every`] images. Keys already in the index are
+/// counted in [`BuildReport::already_present`] and not encoded again; unreadable images are skipped and
+/// reported.
+pub fn add_images(
+    images: &[CatalogImage],
+    encoder: &dyn Encoder,
+    out: &Path,
+    options: &BuildOptions,
+) -> crate::Result<BuildReport> {
+    let mut writer = if out.join(fiq_index_format::manifest::MANIFEST_FILE).exists() {
+        let writer = IndexWriter::open(out)?;
+        crate::index::check_model(out, writer.model(), encoder.info())?;
+        writer
+    } else {
+        IndexWriter::create(out, encoder.dim(), encoder.info().clone())?
+    };
+
+    let mut report = BuildReport::default();
+    let mut todo: Vec<&CatalogImage> = Vec::new();
+    for image in images {
+        if writer.contains(&image.key)? {
+            report.already_present += 1;
+        } else {
+            todo.push(image);
         }
     }
 
@@ -127,25 +149,25 @@ pub fn build_catalog(
         let started = Instant::now();
         let sources: Vec<ImageSource<'_>> = chunk
             .iter()
-            .map(|(_, _, path)| ImageSource::Path(path))
+            .map(|image| ImageSource::Path(&image.path))
             .collect();
         let vectors = encoder.encode_images(&sources)?;
         report.decode_and_encode_time += started.elapsed();
 
         let started = Instant::now();
-        for ((name, category, path), vector) in chunk.iter().zip(vectors) {
+        for (image, vector) in chunk.iter().zip(vectors) {
             match vector {
                 Ok(vector) => {
                     let meta = ItemMeta {
-                        category: category.clone(),
-                        source: path.display().to_string(),
+                        category: image.category.clone(),
+                        source: image.path.display().to_string(),
                     };
-                    writer.add(name, &vector, &meta)?;
+                    writer.add(&image.key, &vector, &meta)?;
                     report.added += 1;
                 }
                 Err(err) => report.skipped.push(SkippedImage {
-                    name: name.clone(),
-                    path: Some(path.clone()),
+                    name: image.key.clone(),
+                    path: Some(image.path.clone()),
                     reason: err.to_string(),
                 }),
             }

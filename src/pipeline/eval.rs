@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -10,14 +10,17 @@ use serde::Serialize;
 
 use super::PipelineError;
 use crate::encoder::{Encoder, ImageSource};
-use crate::eval::{evaluate, BackendError, EvalOptions, EvalReport, RetrievalBackend};
+use crate::eval::{
+    evaluate, evaluate_ranked, BackendError, EvalOptions, EvalReport, RankedEvaluation,
+    RetrievalBackend,
+};
 use crate::fashioniq::{Category, Dataset};
-use crate::index::{Index, SearchMode, SearchOptions};
+use crate::index::{IdSet, Index, SearchMode, SearchOptions};
 
-/// Which ids of an index belong to each category, from the items' metadata.
+/// Each category's gallery in an index: the split's images found there by key.
 #[derive(Debug, Clone, Default)]
 pub struct CategoryGalleries {
-    members: HashMap<String, Vec<bool>>,
+    members: HashMap<String, IdSet>,
     /// Per category: gallery images of the split that the index does not hold.
     unindexed: HashMap<String, usize>,
 }
@@ -28,36 +31,33 @@ impl CategoryGalleries {
     /// The split, not the index, defines the gallery: an index may hold several splits (train and
     /// val, say), and searching all of a category's items would rank images the protocol leaves out.
     pub fn of(index: &Index, dataset: &Dataset) -> crate::Result<CategoryGalleries> {
-        let total = index.total_rows() as usize;
         let mut members = HashMap::new();
         let mut unindexed = HashMap::new();
         for category in dataset.categories() {
-            let mut member = vec![false; total];
-            let mut missing = 0;
-            for image in dataset.gallery(category) {
-                match index.id_of(&image.name)? {
-                    Some(id) if !index.is_deleted(id) => member[id as usize] = true,
-                    _ => missing += 1,
-                }
-            }
-            members.insert(category.to_string(), member);
-            unindexed.insert(category.to_string(), missing);
+            let names = dataset
+                .gallery(category)
+                .iter()
+                .map(|image| image.name.as_str());
+            let (ids, missing) = index.key_ids(names)?;
+            members.insert(category.to_string(), ids);
+            unindexed.insert(category.to_string(), missing.len());
         }
         Ok(CategoryGalleries { members, unindexed })
     }
 
+    /// The ids of `category`'s gallery (`None` for a category the split does not have).
+    pub fn ids(&self, category: &str) -> Option<&IdSet> {
+        self.members.get(category)
+    }
+
     /// Whether `id` is in `category`'s gallery.
     pub fn contains(&self, category: &str, id: u64) -> bool {
-        self.members
-            .get(category)
-            .is_some_and(|m| m.get(id as usize).copied().unwrap_or(false))
+        self.members.get(category).is_some_and(|m| m.contains(id))
     }
 
     /// Gallery images of `category` found in the index.
     pub fn len(&self, category: &str) -> usize {
-        self.members
-            .get(category)
-            .map_or(0, |m| m.iter().filter(|x| **x).count())
+        self.members.get(category).map_or(0, |m| m.len() as usize)
     }
 
     /// Gallery images of `category` that the index does not hold.
@@ -66,37 +66,47 @@ impl CategoryGalleries {
     }
 }
 
-/// Encodes with an [`Encoder`], takes reference images from the index when they are there (they were
-/// encoded by the same model when the index was built), and searches each category's gallery, exactly
-/// or through the IVF index.
+/// Where an [`IndexBackend`] gets text vectors.
+#[derive(Clone, Copy)]
+pub enum TextSource<'a> {
+    /// Encoded on demand by the index's model (and cached).
+    Encoder(&'a dyn Encoder),
+    /// Looked up among vectors encoded beforehand (training's cached features).
+    Cached(&'a crate::train::TextFeatures),
+}
+
+/// The one index-backed [`RetrievalBackend`]: reference images come from the index when they are there
+/// (their stored vectors, made by the same model when the index was built), else from their files;
+/// searches run in batches in each category's gallery, exactly or through the IVF index, as
+/// [`Index::search_with_stats`] decides. Evaluation and training's validation both use it.
 pub struct IndexBackend<'a> {
     index: &'a Index,
-    encoder: &'a dyn Encoder,
+    texts: TextSource<'a>,
     galleries: &'a CategoryGalleries,
     mode: Option<SearchMode>,
     /// Texts encoded so far: a second evaluation in another mode encodes nothing again.
-    texts: Mutex<HashMap<String, Vec<f32>>>,
-    /// Every search's result keys, in call order (the protocol searches one query at a time, in order).
-    results: Mutex<Vec<Vec<String>>>,
+    cache: Mutex<HashMap<String, Vec<f32>>>,
     /// Nanoseconds spent searching.
     searching: AtomicU64,
+    /// Queries an IVF search answered exactly because the probed lists held too few gallery items.
+    exact_fallbacks: AtomicUsize,
 }
 
 impl<'a> IndexBackend<'a> {
-    /// A backend searching `index` (built by `encoder`) in its default mode.
+    /// A backend searching `index` in its default mode, with texts from `texts`.
     pub fn new(
         index: &'a Index,
-        encoder: &'a dyn Encoder,
+        texts: TextSource<'a>,
         galleries: &'a CategoryGalleries,
     ) -> IndexBackend<'a> {
         IndexBackend {
             index,
-            encoder,
+            texts,
             galleries,
             mode: None,
-            texts: Mutex::default(),
-            results: Mutex::default(),
+            cache: Mutex::default(),
             searching: AtomicU64::new(0),
+            exact_fallbacks: AtomicUsize::new(0),
         }
     }
 
@@ -105,14 +115,14 @@ impl<'a> IndexBackend<'a> {
         Duration::from_nanos(self.searching.swap(0, Ordering::Relaxed))
     }
 
+    /// IVF queries answered by exact search since the last call (see [`crate::index::SearchStats`]).
+    pub fn take_exact_fallbacks(&self) -> usize {
+        self.exact_fallbacks.swap(0, Ordering::Relaxed)
+    }
+
     /// Searches in `mode` from now on (`None`: IVF when the index has one, else exact).
     pub fn set_mode(&mut self, mode: Option<SearchMode>) {
         self.mode = mode;
-    }
-
-    /// The results of every search since the last call, in order.
-    pub fn take_results(&self) -> Vec<Vec<String>> {
-        std::mem::take(&mut *self.results.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
 
@@ -128,20 +138,34 @@ impl RetrievalBackend for IndexBackend<'_> {
                 return Ok(v.into_owned());
             }
         }
-        let Some(path) = path else {
+        let (Some(path), TextSource::Encoder(encoder)) = (path, self.texts) else {
             return Err(Box::new(PipelineError::MissingReference {
                 category: category.to_string(),
                 name: name.to_owned(),
             }));
         };
-        let mut encoded = self.encoder.encode_images(&[ImageSource::Path(path)])?;
+        let mut encoded = encoder.encode_images(&[ImageSource::Path(path)])?;
         Ok(encoded
             .pop()
             .ok_or("the encoder returned no vector for one image")??)
     }
 
     fn encode_texts(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, BackendError> {
-        let mut cache = self.texts.lock().unwrap_or_else(|e| e.into_inner());
+        let encoder = match self.texts {
+            TextSource::Cached(features) => {
+                return texts
+                    .iter()
+                    .map(|text| {
+                        features
+                            .get(text)
+                            .map(<[f32]>::to_vec)
+                            .ok_or_else(|| format!("text {text:?} was not encoded").into())
+                    })
+                    .collect();
+            }
+            TextSource::Encoder(encoder) => encoder,
+        };
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         let missing: Vec<&str> = texts
             .iter()
             .filter(|t| !cache.contains_key(*t))
@@ -150,7 +174,7 @@ impl RetrievalBackend for IndexBackend<'_> {
             .into_iter()
             .collect();
         if !missing.is_empty() {
-            let vectors = self.encoder.encode_texts(&missing)?;
+            let vectors = encoder.encode_texts(&missing)?;
             if vectors.len() != missing.len() {
                 return Err("the encoder returned a different number of text vectors".into());
             }
@@ -164,24 +188,33 @@ impl RetrievalBackend for IndexBackend<'_> {
     fn search(
         &self,
         category: Category,
-        query: &[f32],
+        queries: &[Vec<f32>],
         k: usize,
-    ) -> Result<Vec<String>, BackendError> {
-        let filter = |id: u64| self.galleries.contains(category.as_str(), id);
+    ) -> Result<Vec<Vec<String>>, BackendError> {
+        let gallery = self
+            .galleries
+            .ids(category.as_str())
+            .ok_or_else(|| format!("no gallery for {category}"))?;
         let options = SearchOptions {
-            filter: Some(&filter),
+            filter: Some(gallery),
             mode: self.mode,
         };
+        let flat: Vec<f32> = queries.iter().flatten().copied().collect();
         let started = Instant::now();
-        let hits = self.index.search_batch(query, k, &options)?;
+        let (lists, stats) = self.index.search_with_stats(&flat, k, &options)?;
         self.searching
             .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
-        let keys: Vec<String> = hits.into_iter().flatten().map(|h| h.key).collect();
-        self.results
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(keys.clone());
-        Ok(keys)
+        self.exact_fallbacks
+            .fetch_add(stats.exact_fallbacks.len(), Ordering::Relaxed);
+        lists
+            .into_iter()
+            .map(|list| {
+                list.into_iter()
+                    .map(|n| Ok(self.index.key(n.id)?.to_owned()))
+                    .collect::<Result<Vec<String>, crate::Error>>()
+                    .map_err(|e| Box::new(e) as BackendError)
+            })
+            .collect()
     }
 
     fn gallery_unsearchable(&self, category: Category) -> usize {
@@ -196,9 +229,9 @@ pub fn evaluate_index(
     encoder: &dyn Encoder,
     options: &EvalOptions,
 ) -> crate::Result<EvalReport> {
-    index.check_model(&super::index_model_info(encoder.info()))?;
+    index.check_model(encoder.info())?;
     let galleries = CategoryGalleries::of(index, dataset)?;
-    let backend = IndexBackend::new(index, encoder, &galleries);
+    let backend = IndexBackend::new(index, TextSource::Encoder(encoder), &galleries);
     Ok(evaluate(dataset, &backend, options)?)
 }
 
@@ -214,7 +247,10 @@ pub struct ModeComparison {
     pub exact: EvalReport,
     /// Result agreement between the two, query by query.
     pub agreement: Agreement,
-    /// Time spent in IVF searches (one query at a time, as the protocol asks them).
+    /// Queries of the IVF run that exact search answered, because the probed lists held fewer than
+    /// K gallery images: their results are exact, not IVF's.
+    pub ivf_exact_fallbacks: usize,
+    /// Time spent in IVF searches (batches of queries, as the protocol asks them).
     pub ivf_search_time: Duration,
     /// Time spent in exact searches.
     pub exact_search_time: Duration,
@@ -240,7 +276,7 @@ pub fn evaluate_index_both_ways(
     encoder: &dyn Encoder,
     options: &EvalOptions,
 ) -> crate::Result<ModeComparison> {
-    index.check_model(&super::index_model_info(encoder.info()))?;
+    index.check_model(encoder.info())?;
     let nprobe = index
         .ann_record()
         .ok_or_else(|| crate::index::IndexError::NoAnn {
@@ -248,19 +284,22 @@ pub fn evaluate_index_both_ways(
         })?
         .nprobe;
     let galleries = CategoryGalleries::of(index, dataset)?;
-    let mut backend = IndexBackend::new(index, encoder, &galleries);
+    let mut backend = IndexBackend::new(index, TextSource::Encoder(encoder), &galleries);
     backend.set_mode(Some(SearchMode::IVF_DEFAULT));
-    let ivf = evaluate(dataset, &backend, options)?;
-    let ivf_results = backend.take_results();
+    let ivf = evaluate_ranked(dataset, &backend, options)?;
     let ivf_search_time = backend.take_search_time();
+    let ivf_exact_fallbacks = backend.take_exact_fallbacks();
     backend.set_mode(Some(SearchMode::Exact));
-    let exact = evaluate(dataset, &backend, options)?;
-    let exact_results = backend.take_results();
+    let exact = evaluate_ranked(dataset, &backend, options)?;
+    let results = |run: &RankedEvaluation| -> Vec<Vec<String>> {
+        run.rankings.iter().map(|r| r.results.clone()).collect()
+    };
     Ok(ModeComparison {
-        ivf,
+        agreement: agreement(&results(&ivf), &results(&exact), &options.ks),
+        ivf: ivf.report,
         nprobe,
-        exact,
-        agreement: agreement(&ivf_results, &exact_results, &options.ks),
+        exact: exact.report,
+        ivf_exact_fallbacks,
         ivf_search_time,
         exact_search_time: backend.take_search_time(),
     })

@@ -1,39 +1,85 @@
-//! The main job, wired end to end: encode a FashionIQ catalog into an index ([`build`]) and measure
-//! composed retrieval on it by the FashionIQ protocol ([`evaluate_index`]).
+//! The workflows, as library calls: encode a catalog into an index ([`build_catalog`], [`add_images`]),
+//! import vectors ([`import_vectors`]), build the IVF index and measure and record its `nprobe`
+//! ([`build_ivf`], [`tune_and_record`]), and measure composed retrieval by the FashionIQ protocol
+//! ([`evaluate_index`], [`evaluate_index_both_ways`]). The `fiq-index` binary only parses, calls these
+//! and prints.
 
 mod build;
 mod eval;
+mod ivf;
+mod vectors;
 
-pub use build::{build_catalog, BuildOptions, BuildReport, SkippedImage};
+pub use build::{add_images, build_catalog, BuildOptions, BuildReport, CatalogImage, SkippedImage};
 pub use eval::{
     evaluate_index, evaluate_index_both_ways, Agreement, CategoryGalleries, IndexBackend,
-    ModeComparison,
+    ModeComparison, TextSource,
 };
+pub use ivf::{
+    build_ivf, measure_nprobe, query_vectors, record_nprobe, tune_and_record, TuneQueries,
+    TuneTarget,
+};
+pub use vectors::{import_vectors, read_keys, ImportOptions, ImportReport};
 
 /// Errors of the pipeline that are not another module's.
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
-    /// The index was built by another model than the one given.
-    #[error("the index at {index} was built with model {index_model:?} (fingerprint {index_fingerprint}), but {model:?} (fingerprint {fingerprint}) was given; use the same model, or build a new index with --out")]
-    ModelMismatch {
-        index: std::path::PathBuf,
-        index_model: String,
-        index_fingerprint: String,
-        model: String,
-        fingerprint: String,
-    },
     /// A reference image is neither in the index nor available as a file.
     #[error(
         "reference image {name} ({category}) is not in the index and has no image file to encode"
     )]
-    MissingReference { category: String, name: String },
-}
-
-/// The index's record of an encoder.
-pub fn index_model_info(info: &crate::encoder::ModelInfo) -> crate::index::ModelInfo {
-    crate::index::ModelInfo {
-        name: info.name.clone(),
-        fingerprint: info.fingerprint.clone(),
-        preprocessing: info.preprocessing.clone(),
-    }
+    MissingReference {
+        /// The category.
+        category: String,
+        /// The name involved.
+        name: String,
+    },
+    /// A keys file that does not pair one to one with the vectors.
+    #[error("{} has {rows} rows but {} has {count} keys; they must match one to one", vectors.display(), keys.display())]
+    KeyCount {
+        /// The vectors file.
+        vectors: std::path::PathBuf,
+        /// Its rows.
+        rows: usize,
+        /// The keys file.
+        keys: std::path::PathBuf,
+        /// How many.
+        count: usize,
+    },
+    /// A keys file that cannot be read.
+    #[error("cannot read keys file {} (line {line})", path.display())]
+    KeysFile {
+        /// The file involved.
+        path: std::path::PathBuf,
+        /// The line (1-based; 0: opening the file).
+        line: usize,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An empty line in a keys file.
+    #[error("{}: line {line} is empty; every row needs a key", path.display())]
+    EmptyKey {
+        /// The file involved.
+        path: std::path::PathBuf,
+        /// The line (1-based; 0: opening the file).
+        line: usize,
+    },
+    /// Vectors of another dimension than the index's.
+    #[error("{} holds {found}-dimensional vectors, the index at {} holds {expected}", file.display(), index.display())]
+    Dimension {
+        /// The file's name.
+        file: std::path::PathBuf,
+        /// What was found.
+        found: usize,
+        /// The position of the input.
+        index: std::path::PathBuf,
+        /// What was expected.
+        expected: usize,
+    },
+    /// The IVF index was rebuilt while its nprobe was measured: the measurement does not apply.
+    #[error("the IVF index of {} changed while tuning; run tune again", index.display())]
+    IvfChanged {
+        /// The index.
+        index: std::path::PathBuf,
+    },
 }

@@ -28,9 +28,19 @@ const FEW_QUERIES: usize = 4;
 #[derive(Debug, Clone, Copy)]
 pub enum VectorBlock<'a> {
     /// Rows as f32, row-major.
-    F32 { base_id: u64, rows: &'a [f32] },
+    F32 {
+        /// The id of the block's first row.
+        base_id: u64,
+        /// The rows, row-major.
+        rows: &'a [f32],
+    },
     /// Rows as f16, row-major (converted a block at a time).
-    F16 { base_id: u64, rows: &'a [f16] },
+    F16 {
+        /// The id of the block's first row.
+        base_id: u64,
+        /// The rows, row-major.
+        rows: &'a [f16],
+    },
 }
 
 impl VectorBlock<'_> {

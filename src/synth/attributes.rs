@@ -11,8 +11,8 @@
 //! 8 x 4 x 3 x 3 x 2 = 576 combinations per category, so a gallery of a few thousand images holds many
 //! garments that share most attributes with any target.
 
-use super::rng::SplitMix64;
 use crate::fashioniq::Category;
+use crate::rng::SplitMix64;
 use serde::{Deserialize, Serialize};
 
 macro_rules! vocabulary {

@@ -1,8 +1,8 @@
 //! FashionIQ-style relative captions from the attribute differences of a candidate and its target.
 
 use super::attributes::{AttributeKind, Attributes, Length, Neckline, Pattern, Sleeves};
-use super::rng::SplitMix64;
 use crate::fashioniq::Category;
+use crate::rng::SplitMix64;
 
 /// Every phrase that truthfully says how `target` differs from `candidate` in `kind` (at least two).
 pub(crate) fn wordings(

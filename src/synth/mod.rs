@@ -22,12 +22,11 @@
 pub mod attributes;
 mod captions;
 mod render;
-mod rng;
 
 use crate::fashioniq::{captions_path, split_path, Category, Split};
+use crate::rng::SplitMix64;
 use attributes::{AttributeKind, Attributes};
 use rayon::prelude::*;
-use rng::SplitMix64;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -1,8 +1,8 @@
 //! Drawing a garment: filled polygons on a square canvas, then the fabric pattern inside the silhouette.
 
 use super::attributes::{Attributes, Color, Length, Neckline, Pattern, Sleeves};
-use super::rng::SplitMix64;
 use crate::fashioniq::Category;
+use crate::rng::SplitMix64;
 
 /// A point in unit coordinates: x right, y down, the canvas spanning `[0, 1]`.
 type Point = (f32, f32);
@@ -76,14 +76,14 @@ impl Jitter {
     fn sample(color: Color, rng: &mut SplitMix64) -> Jitter {
         let base = color.rgb();
         Jitter {
-            center_x: 0.5 + rng.range(-0.03, 0.03),
-            top: rng.range(0.10, 0.15),
-            scale: rng.range(0.93, 1.05),
+            center_x: 0.5 + rng.uniform(-0.03, 0.03),
+            top: rng.uniform(0.10, 0.15),
+            scale: rng.uniform(0.93, 1.05),
             background: 232 + rng.below(19) as u8,
             color: base
-                .map(|channel| (f32::from(channel) + rng.range(-12.0, 12.0)).clamp(0.0, 255.0)),
-            period: rng.range(0.09, 0.13),
-            phase: rng.range(0.0, 1.0),
+                .map(|channel| (f32::from(channel) + rng.uniform(-12.0, 12.0)).clamp(0.0, 255.0)),
+            period: rng.uniform(0.09, 0.13),
+            phase: rng.uniform(0.0, 1.0),
         }
     }
 }

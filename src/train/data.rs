@@ -3,7 +3,7 @@
 use super::TrainError;
 use crate::eval::BackendError;
 use crate::fashioniq::{eval_query_text, training_query_text, Category, Dataset, TrainingCaption};
-use crate::index::Index;
+use crate::index::{IdSet, Index};
 use std::collections::{HashMap, HashSet};
 
 /// Encodes texts into vectors, one per text, in order (a CLIP text encoder, or a fake one in tests).
@@ -102,8 +102,9 @@ pub struct TrainingSet {
     pub examples: Vec<Example>,
     /// The categories, in gallery order.
     pub categories: Vec<Category>,
-    /// Each category's gallery: the ids of its split images found in the index (for mining).
-    pub galleries: Vec<HashSet<u64>>,
+    /// Each category's gallery: the ids of its split images found in the index, and of every target
+    /// (for mining).
+    pub galleries: Vec<IdSet>,
     /// Text vectors of every training text.
     pub texts: TextFeatures,
     /// Triplets dropped because an image is not in the index.
@@ -130,12 +131,14 @@ impl TrainingSet {
         let mut pending = Vec::new();
         let mut skipped = 0;
         for category in dataset.categories() {
-            let mut gallery = HashSet::new();
-            for image in dataset.gallery(category) {
-                if let Some(id) = id_of(&image.name)? {
-                    gallery.insert(id);
-                }
-            }
+            let names = dataset
+                .gallery(category)
+                .iter()
+                .map(|image| image.name.as_str());
+            let (mut gallery, _) = index.key_ids(names).map_err(|source| TrainError::Index {
+                context: "looking up the gallery's keys",
+                source: Box::new(source),
+            })?;
             for triplet in dataset.triplets(category) {
                 let Some(target) = triplet.target.as_deref() else {
                     return Err(TrainError::NoTargets {

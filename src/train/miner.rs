@@ -1,8 +1,7 @@
 //! Hard negatives mined with fiq's own index: each query's nearest gallery items of its category that are
 //! not its target.
 
-use crate::index::{Index, SearchOptions};
-use std::collections::HashSet;
+use crate::index::{IdSet, Index, SearchOptions};
 
 /// One query to mine for.
 #[derive(Debug, Clone)]
@@ -21,7 +20,7 @@ pub struct MiningQuery<'a> {
 pub fn mine_hard_negatives(
     index: &Index,
     queries: &[MiningQuery<'_>],
-    galleries: &[HashSet<u64>],
+    galleries: &[IdSet],
     per_query: usize,
 ) -> crate::Result<Vec<Vec<u64>>> {
     let mut mined = vec![Vec::new(); queries.len()];
@@ -39,11 +38,7 @@ pub fn mine_hard_negatives(
             .iter()
             .flat_map(|&q| queries[q].query.iter().copied())
             .collect();
-        let in_gallery = |id: u64| gallery.contains(&id);
-        let options = SearchOptions {
-            filter: Some(&in_gallery),
-            ..SearchOptions::default()
-        };
+        let options = SearchOptions::default().filtered(gallery);
         // One extra, since the target is usually among the nearest.
         let neighbors = index.exact_neighbors(&flat, per_query + 1, &options)?;
         for (&q, list) in members.iter().zip(neighbors) {

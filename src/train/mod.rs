@@ -4,27 +4,34 @@
 //! come from a caller's text encoder ([`TextEncoder`]), called once per distinct text before training.
 //! Nothing here knows which encoder made the vectors, so training runs on CPU in minutes.
 //!
-//! - [`data`]: triplets resolved to index ids, with their four caption variants encoded.
-//! - [`loss`]: InfoNCE between fused queries and targets, with in-batch hard-negative weighting and mined
-//!   negatives.
-//! - [`miner`]: each query's nearest non-target gallery items, by exact search in fiq's index.
-//! - [`optim`]: AdamW with checkpointable state, gradient clipping, warmup + cosine schedule.
-//! - [`trainer`]: the loop, per-epoch validation with [`crate::eval`], checkpoints and resume.
-//! - [`synthetic`]: fake image and text features for synthetic FashionIQ (tests and benchmarks only; not CLIP).
+//! The public surface is what a caller needs to run a training: [`train`] with [`TrainOptions`], the
+//! data ([`TrainingSet`], [`Validation`], [`TextCache`]) and the outcome ([`TrainSummary`]). Inside:
+//! `data.rs` (triplets resolved to index ids, their four caption variants encoded), `loss.rs` (InfoNCE
+//! between fused queries and targets, with in-batch hard-negative weighting and mined negatives),
+//! `miner.rs` (each query's nearest non-target gallery items, by exact search in fiq's index), `optim.rs`
+//! (AdamW with checkpointable state, gradient clipping, warmup + cosine schedule), `trainer.rs` (the
+//! loop, per-epoch validation through the pipeline's index backend, checkpoints and resume), and
+//! [`synthetic`] (fake image and text features for synthetic FashionIQ: tests and benchmarks only, not
+//! CLIP).
 
-pub mod data;
-pub mod loss;
-pub mod miner;
-pub mod optim;
-mod rng;
+mod data;
+mod loss;
+mod miner;
+mod optim;
 pub mod synthetic;
-pub mod trainer;
+mod text_cache;
+mod trainer;
 
 pub use data::{Example, TextEncoder, TextFeatures, TrainingSet, Validation};
-pub use loss::{contrastive_loss, LossOptions, MinedBatch};
-pub use miner::{mine_hard_negatives, MiningQuery};
-pub use optim::{clip_grad_norm, learning_rate, AdamW};
-pub use rng::SplitMix64;
+pub use loss::LossOptions;
+#[cfg(test)]
+use loss::{contrastive_loss, MinedBatch};
+#[cfg(test)]
+use miner::{mine_hard_negatives, MiningQuery};
+#[cfg(test)]
+use optim::{clip_grad_norm, learning_rate, AdamW};
+pub use text_cache::TextCache;
+
 pub use trainer::{
     evaluate_fusion, last_checkpoint, train, EpochRecord, TrainOptions, TrainSummary, BEST_DIR,
     LAST_DIR,

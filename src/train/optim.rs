@@ -35,11 +35,6 @@ impl AdamW {
         })
     }
 
-    /// Steps taken so far.
-    pub fn steps(&self) -> u64 {
-        self.step
-    }
-
     /// Sets the learning rate of the next step.
     pub fn set_learning_rate(&mut self, lr: f64) {
         self.params.lr = lr;

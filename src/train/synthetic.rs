@@ -3,8 +3,8 @@
 //! bag of the attribute words it names. **Not a real encoder**: numbers measured with it say how the
 //! training machinery behaves, not how a CLIP model would.
 
-use super::SplitMix64;
 use crate::index::{IndexWriter, ItemMeta, ModelInfo};
+use crate::rng::SplitMix64;
 use crate::synth::attributes::{Attributes, Color, Length, Neckline, Pattern, Sleeves};
 use crate::synth::AttributeFile;
 use std::path::Path;

@@ -8,7 +8,6 @@ use crate::index::{Index, IndexWriter, ItemMeta, ModelInfo};
 use crate::synth::{generate, SynthOptions};
 use candle_core::{Device, Tensor, Var};
 use candle_nn::Optimizer;
-use std::collections::HashSet;
 use std::sync::Arc;
 
 fn tensor(values: &[f32], shape: &[usize]) -> Tensor {
@@ -176,7 +175,10 @@ fn miner_returns_only_non_targets_of_the_gallery() {
     }
     writer.commit().unwrap();
     let index = Index::open(dir.path()).unwrap();
-    let galleries = vec![(0..10).collect::<HashSet<u64>>(), [5, 6, 7].into()];
+    let galleries = vec![
+        crate::index::IdSet::from_ids(10, 0..10),
+        crate::index::IdSet::from_ids(10, [5, 6, 7]),
+    ];
     let query = [1.0f32, 0.0];
     let queries = [
         MiningQuery {
@@ -307,7 +309,7 @@ fn training_lowers_the_loss_and_raises_recall_on_synthetic_data() {
     // The untrained model the run started from (the trainer seeds initialization with the stream's first draw).
     let untrained = Combiner::init(
         options.model.clone(),
-        SplitMix64::new(options.seed).next_u64(),
+        crate::rng::SplitMix64::new(options.seed).next_u64(),
         &Device::Cpu,
     )
     .unwrap();

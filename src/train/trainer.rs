@@ -4,16 +4,16 @@ use super::data::{TrainingSet, Validation};
 use super::loss::{contrastive_loss, LossOptions, MinedBatch};
 use super::miner::{mine_hard_negatives, MiningQuery};
 use super::optim::{clip_grad_norm, learning_rate, AdamW, ParamsAdamW};
-use super::rng::SplitMix64;
 use super::TrainError;
-use crate::eval::{evaluate, EvalOptions, EvalReport, FnBackend};
-use crate::fashioniq::Category;
+use crate::eval::{evaluate, EvalOptions, EvalReport};
 use crate::fusion::combiner::{forward, initial_weights, save_model, tensor_error};
 use crate::fusion::{Combiner, CombinerConfig, Fusion};
-use crate::index::{Index, SearchOptions};
+use crate::index::{Index, SearchMode};
+use crate::pipeline::{CategoryGalleries, IndexBackend, TextSource};
+use crate::rng::SplitMix64;
 use candle_core::{Device, Tensor, Var};
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -490,57 +490,16 @@ pub fn evaluate_fusion(
     fusion: Fusion,
 ) -> Result<EvalReport, TrainError> {
     let dataset = &validation.dataset;
-    let mut galleries: HashMap<Category, HashSet<u64>> = HashMap::new();
-    for category in dataset.categories() {
-        let mut ids = HashSet::new();
-        for image in dataset.gallery(category) {
-            if let Ok(Some(id)) = index.id_of(&image.name) {
-                ids.insert(id);
-            }
+    let index_error = |context: &'static str| {
+        move |source: crate::Error| TrainError::Index {
+            context,
+            source: Box::new(source),
         }
-        galleries.insert(category, ids);
-    }
-    let boxed = |error: crate::Error| -> crate::eval::BackendError { Box::new(error) };
-    let backend = FnBackend {
-        encode_image: |_: Category, name: &str, _: Option<&Path>| {
-            let id = index.id_of(name).map_err(boxed)?.ok_or_else(|| {
-                format!(
-                    "image {name} is not in the index {}",
-                    index.path().display()
-                )
-            })?;
-            Ok(index
-                .vector(id)
-                .map(|row| row.into_owned())
-                .unwrap_or_default())
-        },
-        encode_texts: |texts: &[String]| {
-            texts
-                .iter()
-                .map(|text| {
-                    validation
-                        .texts
-                        .get(text)
-                        .map(<[f32]>::to_vec)
-                        .ok_or_else(|| format!("text {text:?} was not encoded").into())
-                })
-                .collect()
-        },
-        search: |category: Category, query: &[f32], k: usize| {
-            let gallery = &galleries[&category];
-            let in_gallery = |id: u64| gallery.contains(&id);
-            let options = SearchOptions {
-                filter: Some(&in_gallery),
-                ..SearchOptions::default()
-            };
-            let neighbors = index.exact_neighbors(query, k, &options).map_err(boxed)?;
-            neighbors
-                .into_iter()
-                .flatten()
-                .map(|n| index.key(n.id).map(str::to_owned).map_err(boxed))
-                .collect()
-        },
     };
+    let galleries =
+        CategoryGalleries::of(index, dataset).map_err(index_error("finding the galleries"))?;
+    let mut backend = IndexBackend::new(index, TextSource::Cached(&validation.texts), &galleries);
+    backend.set_mode(Some(SearchMode::Exact));
     let options = EvalOptions {
         fusion,
         ..EvalOptions::default()
@@ -553,16 +512,8 @@ fn recall_at(report: &EvalReport, k: usize) -> Option<f64> {
 }
 
 fn progress_bar(show: bool, total: u64, done: u64) -> indicatif::ProgressBar {
-    if !show {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(total);
+    let bar = crate::progress::bar_if(show, total, "training");
     bar.set_position(done);
-    if let Ok(style) =
-        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} steps {elapsed}<{eta} {msg}")
-    {
-        bar.set_style(style);
-    }
     bar
 }
 

@@ -19,7 +19,10 @@ def main():
     for argument in sys.argv[1:]:
         label, spec = argument.split("=", 1)
         path, _, position = spec.partition(":")
-        report = json.load(open(path))[int(position or 0)]
+        document = json.load(open(path))
+        # `fiq-index eval --json` writes {"model", "dataset", "reports": [...]} (older runs: the list).
+        reports = document["reports"] if isinstance(document, dict) else document
+        report = reports[int(position or 0)]
         rows.append((label, report))
     groups = [row["category"] for row in rows[0][1]["rows"]] + ["average"]
     for name, title in [("R", "Recall@K (%)"), ("P", "Precision@K (%)")]:

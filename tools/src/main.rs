@@ -4,16 +4,20 @@
 mod ann_args;
 mod cmd;
 mod dataset_args;
+mod default_model;
+mod fusion_args;
 mod model_args;
 mod output;
+mod search_args;
 
 use clap::{Parser, Subcommand};
 
-/// Build, search, verify and evaluate fiq indexes: composed image retrieval ("this dress, but red").
+/// Build, query, verify and evaluate fiq indexes: composed image retrieval ("this dress, but red").
 ///
 /// An index is a directory holding memory-mapped vectors, their keys and metadata, and a FAISS IVF
-/// index. Start with `fiq-index build --vectors X.npy --keys K.txt --out INDEX` (vectors from numpy) or
-/// `fiq-index build --fashioniq ROOT --out INDEX` (encode images), then `fiq-index search`.
+/// index. Start with `fiq-index build --fashioniq ROOT --out INDEX` (encode a catalog's images) or
+/// `fiq-index build --vectors X.npy --keys K.txt --out INDEX` (vectors from numpy), then ask
+/// `fiq-index query INDEX --ref KEY --text "is red and sleeveless"`.
 #[derive(Debug, Parser)]
 #[command(name = "fiq-index", version, about, long_about)]
 struct Cli {
@@ -23,6 +27,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    Query(cmd::query::Args),
     Import(cmd::import::Args),
     Search(cmd::search::Args),
     Info(cmd::info::Args),
@@ -41,6 +46,7 @@ fn main() {
     output::restore_default_sigpipe();
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Query(args) => cmd::query::run(args),
         Command::Import(args) => cmd::import::run(args),
         Command::Search(args) => cmd::search::run(args),
         Command::Info(args) => cmd::info::run(args),

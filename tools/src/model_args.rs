@@ -1,21 +1,17 @@
 //! The flags that choose and configure an encoder, shared by every subcommand that encodes.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use fiq::encoder::{ClipEncoder, ComputeDevice, EncoderOptions, Normalization, Precision, Resize};
-
-/// The built-in default model: a small CLIP trained on fiq's synthetic FashionIQ garments
-/// (`tools/train_default_model.py`), committed in the repository at `models/fiq-default`. The path is fixed
-/// at compile time, so a binary moved away from its checkout needs `--model`.
-pub const DEFAULT_MODEL_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/fiq-default");
 
 /// Which model encodes, and how.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ModelArgs {
     /// Model directory in the Hugging Face layout (config.json, model.safetensors, tokenizer.json).
-    /// Default: fiq's built-in model (models/fiq-default in the repository), a small CLIP trained only on
-    /// synthetic FashionIQ garments; pass a real CLIP checkpoint for real catalogs.
+    /// Default: fiq's built-in model (models/fiq-default in the repository, compiled into the binary;
+    /// $FIQ_DEFAULT_MODEL names another), a small CLIP trained only on synthetic FashionIQ garments;
+    /// pass a real CLIP checkpoint for real catalogs.
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// Inputs per forward pass.
@@ -42,11 +38,25 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
+    /// The defaults of every flag, with `model` (for commands that take only `--model`).
+    pub fn for_model(model: Option<PathBuf>) -> ModelArgs {
+        ModelArgs {
+            model,
+            batch_size: 32,
+            resize: "shortside".into(),
+            targetpad_ratio: 1.25,
+            normalization: "clip".into(),
+            device: "cpu".into(),
+            precision: "f32".into(),
+            quiet: false,
+        }
+    }
+
     /// The model directory: `--model`, or the built-in default model if it is present.
     pub fn model_dir(&self) -> anyhow::Result<PathBuf> {
         match &self.model {
             Some(dir) => Ok(dir.clone()),
-            None => default_model_dir(Path::new(DEFAULT_MODEL_DIR)),
+            None => crate::default_model::dir(),
         }
     }
 
@@ -77,39 +87,5 @@ impl ModelArgs {
         };
         ClipEncoder::load(&model, &options)
             .with_context(|| format!("loading model {}", model.display()))
-    }
-}
-
-/// `dir` if it holds a model's config, else an error that names it and says what to do.
-fn default_model_dir(dir: &Path) -> anyhow::Result<PathBuf> {
-    if dir.join("config.json").is_file() {
-        return Ok(dir.to_path_buf());
-    }
-    bail!(
-        "no --model given and the built-in default model is missing at {} \
-         (it ships in the fiq repository as models/fiq-default); pass --model DIR with a Hugging Face \
-         CLIP directory (config.json, model.safetensors, tokenizer.json)",
-        dir.display()
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn missing_default_model_names_the_path_and_the_flag() {
-        let missing = Path::new("/nonexistent/fiq/models/fiq-default");
-        let message = default_model_dir(missing).unwrap_err().to_string();
-        assert!(
-            message.contains("/nonexistent/fiq/models/fiq-default") && message.contains("--model"),
-            "{message}"
-        );
-    }
-
-    #[test]
-    fn default_model_dir_is_the_committed_model() {
-        let dir = default_model_dir(Path::new(DEFAULT_MODEL_DIR)).unwrap();
-        assert!(dir.ends_with("models/fiq-default"), "{}", dir.display());
     }
 }

@@ -299,9 +299,19 @@ fn synth_build_eval_end_to_end() {
             .arg(&json),
     );
     assert!(table.contains("dress") && table.contains("R@10"), "{table}");
-    let reports: serde_json::Value =
+    let document: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    let reports = reports.as_array().unwrap();
+    // The report names the model and preprocessing it used, and keeps the loader's report.
+    assert!(!document["model"]["fingerprint"]
+        .as_str()
+        .unwrap()
+        .is_empty());
+    assert!(document["model"]["preprocessing"]
+        .as_str()
+        .unwrap()
+        .contains("norm"));
+    assert!(document["dataset"]["categories"].is_array());
+    let reports = document["reports"].as_array().unwrap();
     assert_eq!(
         reports.len(),
         3,
@@ -364,64 +374,63 @@ fn default_model_and_trained_combiner_end_to_end() {
         );
     }
 
-    // The text cache: every training variant of the train triplets, the evaluation text of the val ones.
-    let load = |split| {
-        Dataset::load(
-            &data,
-            &Category::ALL,
-            split,
-            LoadOptions::annotations_only(),
-        )
-        .unwrap()
-    };
-    let mut texts = Vec::new();
-    let train = load(Split::Train);
-    for category in Category::ALL {
-        for triplet in train.triplets(category) {
-            for variant in TrainingCaption::ALL {
-                texts.push(training_query_text(&triplet.captions, variant));
-            }
-        }
-    }
-    let val = load(Split::Val);
-    for category in Category::ALL {
-        for triplet in val.triplets(category) {
-            texts.push(eval_query_text(&triplet.captions));
-        }
-    }
-    texts.sort();
-    texts.dedup();
-    let cache = tmp.path().join("texts");
-    std::fs::create_dir_all(&cache).unwrap();
-    std::fs::write(tmp.path().join("texts.txt"), texts.join("\n") + "\n").unwrap();
-    std::fs::write(
-        cache.join("texts.json"),
-        serde_json::to_string(&texts).unwrap(),
-    )
-    .unwrap();
-    run_ok(
-        bin()
-            .args(["embed", "--quiet", "--texts"])
-            .arg(tmp.path().join("texts.txt"))
-            .arg("--out")
-            .arg(cache.join("features.npy")),
-    );
-
+    // `train` encodes the texts itself with the index's model (the built-in one here) and keeps them.
     let combiner = tmp.path().join("combiner");
-    run_ok(
-        bin()
+    let train = |out: &Path, extra: &[&std::ffi::OsStr]| {
+        let output = bin()
             .arg("train")
             .arg("--fashioniq")
             .arg(&data)
             .arg("--index")
             .arg(&index)
-            .arg("--text-features")
-            .arg(&cache)
             .arg("--out")
-            .arg(&combiner)
+            .arg(out)
             .args(["--epochs", "2", "--batch-size", "16", "--warmup", "2"])
             .args(["--projection-dim", "32", "--hidden-dim", "64"])
-            .args(["--mined-negatives", "4", "--mine-every", "1"]),
+            .args(["--mined-negatives", "4", "--mine-every", "1"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    train(&combiner, &[]);
+    let cache = combiner.join("text-features");
+    let texts: Vec<String> =
+        serde_json::from_str(&std::fs::read_to_string(cache.join("texts.json")).unwrap()).unwrap();
+    let features = fiq::npy::read_matrix(cache.join("features.npy")).unwrap();
+    assert_eq!((features.rows, features.dim), (texts.len(), 128));
+    let val = Dataset::load(
+        &data,
+        &Category::ALL,
+        Split::Val,
+        LoadOptions::annotations_only(),
+    )
+    .unwrap();
+    let needed = eval_query_text(&val.triplets(Category::Dress)[0].captions);
+    assert!(texts.contains(&needed), "{needed:?} not encoded");
+    let train_set = Dataset::load(
+        &data,
+        &Category::ALL,
+        Split::Train,
+        LoadOptions::annotations_only(),
+    )
+    .unwrap();
+    let variant = training_query_text(
+        &train_set.triplets(Category::Shirt)[0].captions,
+        TrainingCaption::ALL[1],
+    );
+    assert!(texts.contains(&variant), "{variant:?} not encoded");
+    // A rerun into the same folder reuses them; a cache made elsewhere is read as it is.
+    let rerun = train(&combiner, &[]);
+    assert!(rerun.contains("text vectors reused"), "{rerun}");
+    train(
+        &tmp.path().join("from-cache"),
+        &["--text-features".as_ref(), cache.as_os_str()],
     );
 
     let eval_combiner = || {
@@ -450,8 +459,171 @@ fn default_model_and_trained_combiner_end_to_end() {
         table.contains("toptee") && table.contains("R@50"),
         "{table}"
     );
-    let reports: serde_json::Value =
+    let document: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    let report = reports[0].to_string();
+    let report = document["reports"][0].to_string();
     assert!(report.contains("Combiner"), "{report}");
+}
+
+#[test]
+fn query_answers_as_the_library_does_and_reports_each_bad_query() {
+    use fiq::encoder::{ClipEncoder, EncoderOptions};
+    use fiq::{Query, Reference, Retriever};
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("fashioniq");
+    let index = tmp.path().join("index");
+    synth_small(&data, 9);
+    run_ok(
+        bin()
+            .arg("build")
+            .arg("--fashioniq")
+            .arg(&data)
+            .arg("--out")
+            .arg(&index)
+            .arg("--quiet"),
+    );
+    // The loader's report is kept with the index.
+    assert!(index.join("missing-images.tsv").exists());
+
+    let opened = fiq::Index::open(&index).unwrap();
+    let (key, image) = (0..opened.total_rows())
+        .find_map(|id| {
+            let meta = opened.meta(id).unwrap();
+            (meta.category == "dress").then(|| (opened.key(id).unwrap().to_owned(), meta.source))
+        })
+        .unwrap();
+    let query = |extra: &[&str]| {
+        let out = run_ok(
+            bin()
+                .arg("query")
+                .arg(&index)
+                .args(extra)
+                .args(["-k", "5", "--json"]),
+        );
+        let line: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        line
+    };
+    let by_key = query(&[
+        "--ref",
+        &key,
+        "--text",
+        "is red and sleeveless",
+        "--category",
+        "dress",
+    ]);
+    let hits = by_key["hits"].as_array().unwrap();
+    assert_eq!(hits.len(), 5);
+    assert!(hits.iter().all(|h| h["category"] == "dress"));
+
+    // The library, asked the same, answers the same.
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/fiq-default");
+    let encoder = ClipEncoder::load(&model, &EncoderOptions::default()).unwrap();
+    let retriever = Retriever::open(
+        &index,
+        std::sync::Arc::new(encoder),
+        fiq::fusion::Fusion::Sum,
+    )
+    .unwrap();
+    let answer = retriever
+        .query(
+            &Query::new("is red and sleeveless")
+                .reference(Reference::Key(key.clone()))
+                .category("dress"),
+            5,
+        )
+        .unwrap();
+    for (ours, theirs) in hits.iter().zip(&answer.hits) {
+        assert_eq!(ours["key"], theirs.key.as_str());
+        assert!((ours["score"].as_f64().unwrap() - f64::from(theirs.score)).abs() < 1e-6);
+    }
+    // The reference's image file gives the same answer as its key, and --exact agrees here.
+    let by_image = query(&[
+        "--image",
+        &image,
+        "--text",
+        "is red and sleeveless",
+        "--category",
+        "dress",
+    ]);
+    let keys_of = |v: &serde_json::Value| -> Vec<String> {
+        v["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["key"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(keys_of(&by_image), keys_of(&by_key));
+    let exact = query(&[
+        "--ref",
+        &key,
+        "--text",
+        "is red and sleeveless",
+        "--category",
+        "dress",
+        "--exact",
+    ]);
+    assert_eq!(exact["mode"], "exact");
+    assert_eq!(keys_of(&exact), keys_of(&by_key));
+
+    // A file of queries: the bad ones are reported on their own lines, the good one answered.
+    let queries = tmp.path().join("queries.jsonl");
+    let corrupt = tmp.path().join("corrupt.jpg");
+    std::fs::write(&corrupt, b"\xff\xd8\xff not a jpeg").unwrap();
+    std::fs::write(
+        &queries,
+        format!(
+            "{}\n{}\n{}\n",
+            serde_json::json!({"ref": key, "text": "is darker"}),
+            serde_json::json!({"image": corrupt, "text": "is darker"}),
+            serde_json::json!({"ref": "NO-SUCH-KEY", "text": "is darker", "category": "dress"}),
+        ),
+    )
+    .unwrap();
+    let out = bin()
+        .arg("query")
+        .arg(&index)
+        .arg("--queries")
+        .arg(&queries)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "two queries failed: the exit status says so"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("2 of 3 queries"), "{stderr}");
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["hits"].as_array().unwrap().len(), 10);
+    assert!(
+        lines[1]["error"].as_str().unwrap().contains("corrupt.jpg"),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[2]["error"].as_str().unwrap().contains("NO-SUCH-KEY"),
+        "{}",
+        lines[2]
+    );
+
+    // Another model than the index's is refused, naming both.
+    let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/clip-tiny");
+    let error = run_err(
+        bin()
+            .arg("query")
+            .arg(&index)
+            .arg("--model")
+            .arg(&tiny)
+            .args(["--text", "is red"]),
+    );
+    assert!(
+        error.contains("fiq-default") && error.contains("clip-tiny"),
+        "{error}"
+    );
 }

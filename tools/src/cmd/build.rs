@@ -4,14 +4,19 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use fiq::index::{Index, IndexWriter};
-use fiq::pipeline::{build_catalog, BuildOptions};
+use fiq::index::Index;
+use fiq::pipeline::{
+    build_catalog, build_ivf, import_vectors, tune_and_record, BuildOptions, ImportOptions,
+    TuneTarget,
+};
 
 /// Fill an index and build its IVF (FAISS) index, in one of three ways:
 ///
 ///   --fashioniq ROOT: encode the split's gallery images with the model (resumable: the index is
 ///     committed every --commit-every images, and a rerun skips images already in it; unreadable
-///     images are skipped and listed in INDEX/skipped-images.tsv, never aborting the build);
+///     images are skipped and listed in INDEX/skipped-images.tsv, never aborting the build; the loader's
+///     report is printed and the image names that resolve to no file are kept in
+///     INDEX/missing-images.tsv);
 ///   --vectors FILE.npy --keys FILE.txt: import L2-normalized float32 rows (like `import`);
 ///   neither: the index at --out exists already (for example from `import`); only the IVF index is
 ///     (re)built.
@@ -44,7 +49,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     match (&args.dataset.fashioniq, &args.vectors, &args.keys) {
         (Some(_), _, _) => encode_catalog(&args)?,
         (None, Some(vectors), Some(keys)) => {
-            super::import::import(vectors, keys, &args.out, false, "", "external")?
+            let options = ImportOptions {
+                append: false,
+                category: String::new(),
+                model_name: "external".into(),
+                progress: !args.model.quiet,
+            };
+            let report = import_vectors(vectors, keys, &args.out, &options)?;
+            eprintln!(
+                "imported {} vectors of dimension {} into {} (version {})",
+                report.rows,
+                report.dim,
+                args.out.display(),
+                report.generation
+            );
         }
         _ if Index::open(&args.out).is_ok() => {}
         _ => bail!(
@@ -53,37 +71,50 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             args.out.display()
         ),
     }
-    build_ivf(&args)
+    build_ivf_and_tune(&args)
 }
 
 fn encode_catalog(args: &Args) -> anyhow::Result<()> {
     let dataset = args.dataset.load()?;
+    // What the loader left out (missing images by role, triplets dropped), told and kept.
+    let load_report = dataset.report();
+    eprint!("{load_report}");
+    if !load_report.missing.is_empty() {
+        eprintln!(
+            "{} image names resolve to no file (see {})",
+            load_report.missing.len(),
+            args.out.join(MISSING_LOG).display()
+        );
+    }
     let encoder = args.model.load()?;
     let options = BuildOptions {
         commit_every: args.commit_every,
         progress: !args.model.quiet,
     };
     let report = build_catalog(&dataset, &encoder, &args.out, &options)?;
+    load_report
+        .write_missing_log(args.out.join(MISSING_LOG))
+        .context("keeping the loader's report with the index")?;
+    let log = args.out.join(SKIPPED_LOG);
+    let lines: String = report
+        .skipped
+        .iter()
+        .map(|s| {
+            format!(
+                "{}\t{}\t{}\n",
+                s.name,
+                s.path
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+                s.reason
+            )
+        })
+        .collect();
+    std::fs::write(&log, lines).with_context(|| format!("writing {}", log.display()))?;
     if !report.skipped.is_empty() {
-        let log = args.out.join("skipped-images.tsv");
-        let lines: String = report
-            .skipped
-            .iter()
-            .map(|s| {
-                format!(
-                    "{}\t{}\t{}\n",
-                    s.name,
-                    s.path
-                        .as_ref()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_default(),
-                    s.reason
-                )
-            })
-            .collect();
-        std::fs::write(&log, lines).with_context(|| format!("writing {}", log.display()))?;
         eprintln!(
-            "{} images skipped; see {}",
+            "{} images skipped (missing or undecodable); see {}",
             report.skipped.len(),
             log.display()
         );
@@ -100,29 +131,23 @@ fn encode_catalog(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn build_ivf(args: &Args) -> anyhow::Result<()> {
-    let mut writer = IndexWriter::open(&args.out)?;
-    let Some(params) = args.ann.params(writer.total_rows() as usize) else {
+/// The loader's list of image names that resolve to no file, kept in the index directory.
+const MISSING_LOG: &str = "missing-images.tsv";
+/// The images the build could not add, and why, kept in the index directory.
+const SKIPPED_LOG: &str = "skipped-images.tsv";
+
+fn build_ivf_and_tune(args: &Args) -> anyhow::Result<()> {
+    let rows = Index::open(&args.out)?.total_rows() as usize;
+    let Some(params) = args.ann.params(rows) else {
         if !args.model.quiet {
             eprintln!("no IVF index (--no-ivf): searches are exact");
         }
         return Ok(());
     };
-    let bar = if args.model.quiet {
-        indicatif::ProgressBar::hidden()
-    } else {
-        indicatif::ProgressBar::new(0).with_style(
-            indicatif::ProgressStyle::with_template("{msg:>6} [{bar:40}] {pos}/{len} {elapsed}")
-                .expect("the template is valid")
-                .progress_chars("=> "),
-        )
-    };
+    let bar = fiq::progress::bar_if(!args.model.quiet, 0, "IVF");
     let start = Instant::now();
-    let record = writer
-        .build_ann(&params, &bar)
+    let record = build_ivf(&args.out, &params, &bar)
         .with_context(|| format!("building the IVF index of {}", args.out.display()))?;
-    writer.commit()?;
-    drop(writer); // the tuning below records its nprobe through a writer of its own
     bar.finish_and_clear();
     eprintln!(
         "{}: IVF index {} over {} vectors in {:.1} s (k-means on {}, FAISS {})",
@@ -141,37 +166,24 @@ fn build_ivf(args: &Args) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    tune_after_build(args, &record)
-}
-
-/// Measures the smallest nprobe reaching the recall target and records it, so that a fresh index
-/// searches at a measured setting rather than a rule of thumb (nlist / 32 probed one list of 16 in a
-/// small catalog and lost a fifth of the exact top-10).
-fn tune_after_build(args: &Args, record: &fiq::ann::AnnRecord) -> anyhow::Result<()> {
-    let for_fashioniq = args.dataset.fashioniq.is_some();
-    let k = args
-        .ann
-        .tune_k
-        .unwrap_or(if for_fashioniq { 50 } else { 10 });
-    let target = args
-        .ann
-        .tune_recall
-        .unwrap_or(if for_fashioniq { 0.99 } else { 0.95 });
+    // Measure nprobe rather than guess it: nlist / 32 probed one list of 16 in a small catalog and
+    // lost a fifth of the exact top-10.
+    let mut target = TuneTarget::default_for(args.dataset.fashioniq.is_some());
+    target.k = args.ann.tune_k.unwrap_or(target.k);
+    target.recall = args.ann.tune_recall.unwrap_or(target.recall);
     let started = Instant::now();
-    let index = Index::open(&args.out)?;
-    let (report, tuned) = super::tune::measure(&index, None, 500, 1, k, target)
+    let (report, chosen) = tune_and_record(&args.out, &target)
         .with_context(|| format!("tuning nprobe of {}", args.out.display()))?;
-    drop(index);
-    let Some(chosen) = report.chosen else {
+    let (k, goal) = (target.k, target.recall);
+    let Some(chosen) = chosen else {
         eprintln!(
-            "{}: warning: recall@{k} never reaches {target} on held-out queries; nprobe stays {} \
+            "{}: warning: recall@{k} never reaches {goal} on held-out queries; nprobe stays {} \
              (finer codes or a larger --rerank-factor would help)",
             args.out.display(),
             record.nprobe
         );
         return Ok(());
     };
-    super::tune::record_nprobe(&args.out, &tuned, chosen)?;
     let recall = report
         .points
         .iter()
@@ -179,9 +191,9 @@ fn tune_after_build(args: &Args, record: &fiq::ann::AnnRecord) -> anyhow::Result
         .map_or(f64::NAN, |p| p.recall);
     eprintln!(
         "{}: nprobe {chosen} of {} lists: recall@{k} {recall:.3} against exact search on {} held-out \
-         queries (target {target}; measured in {:.1} s; `fiq-index tune` shows the trade-off)",
+         queries (target {goal}; measured in {:.1} s; `fiq-index tune` shows the trade-off)",
         args.out.display(),
-        tuned.nlist,
+        record.nlist,
         report.queries,
         started.elapsed().as_secs_f64()
     );

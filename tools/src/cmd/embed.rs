@@ -72,7 +72,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
 
     let flat: Vec<f32> = vectors.iter().flatten().copied().collect();
-    fiq::npy::write_matrix(&args.out, encoder.info().embed_dim, &flat)?;
+    fiq::npy::write_matrix(&args.out, encoder.dim(), &flat)?;
     if let Some(rows) = &args.rows {
         let mut file = BufWriter::new(
             std::fs::File::create(rows).with_context(|| format!("creating {}", rows.display()))?,
@@ -86,7 +86,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     eprintln!(
         "wrote {} rows x {} to {} (model {}, fingerprint {})",
         vectors.len(),
-        encoder.info().embed_dim,
+        encoder.dim(),
         args.out.display(),
         encoder.info().name,
         encoder.info().fingerprint

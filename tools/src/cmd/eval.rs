@@ -25,17 +25,8 @@ pub struct Args {
     /// The index built from this split's gallery with the same model.
     #[arg(long)]
     index: PathBuf,
-    /// How image and text vectors are fused: `sum`, `weighted` (see --alpha), `text` or `image` only,
-    /// or `combiner`: a learned fusion trained by `fiq-index train` (see --combiner).
-    #[arg(long, value_parser = ["sum", "weighted", "text", "image", "combiner"], default_value = "sum")]
-    fusion: String,
-    /// For --fusion combiner: a model folder written by `fiq-index train` (its `best/` or `last/`), trained
-    /// on features of the same model as the index.
-    #[arg(long, required_if_eq("fusion", "combiner"))]
-    combiner: Option<PathBuf>,
-    /// The text's weight for --fusion weighted.
-    #[arg(long, default_value_t = 0.5)]
-    alpha: f32,
+    #[command(flatten)]
+    fusion: crate::fusion_args::FusionArgs,
     /// Remove each query's reference image from its results.
     #[arg(long)]
     exclude_reference: bool,
@@ -56,15 +47,11 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let dataset = args.dataset.load()?;
+    // What the loader left out is part of the result: a query dropped for a missing image is not scored.
+    eprint!("{}", dataset.report());
     let index = Index::open(&args.index)?;
     let encoder = args.model.load()?;
-    let chosen = match args.fusion.as_str() {
-        "weighted" => Fusion::Weighted { alpha: args.alpha },
-        "text" => Fusion::Weighted { alpha: 1.0 },
-        "image" => Fusion::Weighted { alpha: 0.0 },
-        "combiner" => learned_fusion(args.combiner.as_deref(), index.dim())?,
-        _ => Fusion::Sum,
-    };
+    let chosen = args.fusion.fusion(index.dim())?;
     let mut fusions = vec![chosen];
     if args.baselines {
         fusions.push(Fusion::Weighted { alpha: 1.0 });
@@ -92,10 +79,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 .collect();
             println!(
                 "IVF vs exact over {} queries: IVF returns {}; {} result lists identical; \
+                 {} IVF queries answered exactly (their probed lists held too few gallery images); \
                  search {:.2} s (IVF) vs {:.2} s (exact)\n",
                 both.agreement.queries,
                 overlap.join(", "),
                 both.agreement.identical,
+                both.ivf_exact_fallbacks,
                 both.ivf_search_time.as_secs_f64(),
                 both.exact_search_time.as_secs_f64()
             );
@@ -115,23 +104,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     if let Some(path) = &args.json {
-        let json = &reports;
+        let json = serde_json::json!({
+            "model": encoder.info(),
+            "dataset": dataset.report(),
+            "reports": reports,
+        });
         std::fs::write(path, serde_json::to_string_pretty(&json)?)
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
-}
-
-/// Loads a trained Combiner (or projection) and checks that it fuses vectors of the index's dimension.
-fn learned_fusion(dir: Option<&std::path::Path>, dim: usize) -> anyhow::Result<Fusion> {
-    let dir = dir.context("--fusion combiner needs --combiner DIR")?;
-    let model = fiq::fusion::Combiner::load_cpu(dir)
-        .with_context(|| format!("loading the combiner {}", dir.display()))?;
-    let feature_dim = model.config().feature_dim;
-    anyhow::ensure!(
-        feature_dim == dim,
-        "the combiner {} fuses {feature_dim}-dimensional features, the index holds {dim}",
-        dir.display()
-    );
-    Ok(Fusion::Combiner(std::sync::Arc::new(model)))
 }

@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use fiq::ann::{recall_at_k, Neighbor, SearchMode};
-use fiq::index::{Index, IndexError, SearchOptions};
+use fiq::ann::{recall_at_k, Neighbor};
+use fiq::index::{Index, IndexError, SearchMode, SearchOptions};
+use fiq::pipeline::{query_vectors, TuneQueries};
 use serde::Serialize;
 
 /// Measure an ANN index: recall@10/@50 vs exact search, QPS and p50/p99 latency for single queries and
@@ -129,8 +130,14 @@ pub fn run(args: Args) -> Result<()> {
         index: args.index.clone(),
     })?;
 
-    let queries =
-        super::tune::query_vectors(&index, args.queries.as_deref(), args.num_queries, args.seed)?;
+    let queries = match &args.queries {
+        Some(path) => TuneQueries::Vectors(fiq::npy::read_matrix(path)?.data),
+        None => TuneQueries::HeldOut {
+            count: args.num_queries,
+            seed: args.seed,
+        },
+    };
+    let queries = query_vectors(&index, &queries)?;
     let search = |queries: &[f32], k: usize, mode: SearchMode| {
         index.neighbors(queries, k, &SearchOptions::mode(mode))
     };

@@ -1,10 +1,8 @@
 //! `fiq-index import`: vectors from a numpy file into a new (or existing) index.
 
-use std::io::BufRead;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{bail, Context};
-use fiq::index::{IndexWriter, ItemMeta, ModelInfo};
+use fiq::pipeline::{import_vectors, ImportOptions};
 
 /// Import float32 vectors from a .npy file and their keys from a text file into an index.
 ///
@@ -34,95 +32,19 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    import(
-        &args.vectors,
-        &args.keys,
-        &args.out,
-        args.append,
-        &args.category,
-        &args.model_name,
-    )
-}
-
-/// Reads `vectors` and `keys` and adds them to the index at `out` (created unless `append`), in one
-/// commit.
-pub fn import(
-    vectors: &Path,
-    keys: &Path,
-    out: &Path,
-    append: bool,
-    category: &str,
-    model_name: &str,
-) -> anyhow::Result<()> {
-    let matrix = fiq::npy::read_matrix(vectors)?;
-    let keys_path = keys;
-    let keys = read_keys(keys_path)?;
-    if keys.len() != matrix.rows {
-        bail!(
-            "{} has {} rows but {} has {} keys; they must match one to one",
-            vectors.display(),
-            matrix.rows,
-            keys_path.display(),
-            keys.len()
-        );
-    }
-    let mut writer = if append {
-        IndexWriter::open(out)?
-    } else {
-        let model = ModelInfo {
-            name: model_name.to_owned(),
-            fingerprint: String::new(),
-            preprocessing: String::new(),
-        };
-        IndexWriter::create(out, matrix.dim, model)?
+    let options = ImportOptions {
+        append: args.append,
+        category: args.category,
+        model_name: args.model_name,
+        progress: true,
     };
-    if writer.dim() != matrix.dim {
-        bail!(
-            "{} holds {}-dimensional vectors, the index {}",
-            vectors.display(),
-            matrix.dim,
-            writer.dim()
-        );
-    }
-    let bar = fiq::progress::bar(matrix.rows as u64, "importing");
-    let meta = ItemMeta {
-        category: category.to_owned(),
-        source: String::new(),
-    };
-    for (i, key) in keys.iter().enumerate() {
-        writer
-            .add(key, matrix.row(i), &meta)
-            .with_context(|| format!("row {i} of {}", vectors.display()))?;
-        if i % 4096 == 0 {
-            bar.set_position(i as u64);
-        }
-    }
-    bar.finish_and_clear();
-    let generation = writer.commit()?;
+    let report = import_vectors(&args.vectors, &args.keys, &args.out, &options)?;
     eprintln!(
-        "imported {} vectors of dimension {} into {} (version {generation})",
-        matrix.rows,
-        matrix.dim,
-        out.display()
+        "imported {} vectors of dimension {} into {} (version {})",
+        report.rows,
+        report.dim,
+        args.out.display(),
+        report.generation
     );
     Ok(())
-}
-
-fn read_keys(path: &Path) -> anyhow::Result<Vec<String>> {
-    let file = std::fs::File::open(path)
-        .with_context(|| format!("cannot open keys file {}", path.display()))?;
-    let mut keys = Vec::new();
-    for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line.with_context(|| format!("{}: line {}", path.display(), n + 1))?;
-        let key = line.trim_end_matches('\r');
-        if key.is_empty() {
-            bail!(
-                "{}: line {} is empty; every row needs a key",
-                path.display(),
-                n + 1
-            );
-        }
-        keys.push(key.to_owned());
-    }
-    Ok(keys)
 }

@@ -7,6 +7,7 @@ pub mod eval;
 pub mod eval_ann;
 pub mod import;
 pub mod info;
+pub mod query;
 pub mod search;
 pub mod synth;
 pub mod train;

@@ -3,9 +3,10 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use fiq::index::{Index, SearchMode, SearchOptions};
+use fiq::index::{Index, SearchOptions};
 
 /// Search an index with query vectors from a .npy file; prints the k best keys and scores per query.
+/// (To search with an image and a text, use `fiq-index query`.)
 ///
 /// Queries are L2-normalized; the score is cosine similarity. Search goes through the IVF index with its
 /// recorded nprobe when the index has one (see `fiq-index tune`), and is exact (brute force) otherwise
@@ -23,25 +24,17 @@ pub struct Args {
     /// Print JSON lines ({"query": i, "hits": [{"key", "score", "id"}]}) instead of a table.
     #[arg(long)]
     json: bool,
-    /// Exact search (brute force), even when the index has an IVF index.
-    #[arg(long, conflicts_with = "nprobe")]
-    exact: bool,
-    /// IVF lists probed per query (default: the index's recorded nprobe).
-    #[arg(long)]
-    nprobe: Option<usize>,
+    #[command(flatten)]
+    search: crate::search_args::SearchArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let index = Index::open(&args.index)?;
     let queries = fiq::npy::read_matrix(&args.query_npy)?;
-    let mode = match (args.exact, args.nprobe) {
-        (true, _) => Some(SearchMode::Exact),
-        (false, Some(nprobe)) => Some(SearchMode::Ivf {
-            nprobe: Some(nprobe),
-        }),
-        (false, None) => None,
+    let options = SearchOptions {
+        filter: None,
+        mode: args.search.mode(),
     };
-    let options = SearchOptions { filter: None, mode };
     let results = index.search_batch(&queries.data, args.k, &options)?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for (q, hits) in results.iter().enumerate() {

@@ -1,12 +1,13 @@
 //! `fiq-index train`: train a learned fusion (CLIP4Cir's Combiner, or a learned projection) on cached
-//! features: image vectors from an index keyed by FashionIQ image names, text vectors from a feature cache.
+//! features: image vectors from an index keyed by FashionIQ image names, text vectors encoded by the
+//! index's model once and kept in `OUT/text-features/` (or read from a cache made elsewhere).
 
 use anyhow::{bail, Context};
+use fiq::encoder::Encoder;
 use fiq::fashioniq::{Category, Dataset, LoadOptions, Split};
 use fiq::fusion::{CombinerConfig, LearnedFusionKind};
 use fiq::index::Index;
-use fiq::train::{synthetic, train, LossOptions, TrainOptions, TrainingSet, Validation};
-use std::collections::HashMap;
+use fiq::train::{synthetic, train, LossOptions, TextCache, TrainOptions, TrainingSet, Validation};
 use std::path::PathBuf;
 
 /// Arguments of `fiq-index train`.
@@ -18,10 +19,12 @@ pub struct Args {
     /// Index holding the image vectors, keyed by image name (train and val images).
     #[arg(long)]
     pub index: PathBuf,
-    /// Text feature cache: a folder with `texts.json` (a JSON array of strings) and `features.npy`
-    /// (float32, one row per text, the index's dimension). It must hold the four training variants of every
-    /// train triplet and the evaluation text of every val triplet; a missing text is an error naming it.
-    #[arg(long, required_unless_present = "synthetic_features")]
+    /// A text feature cache made elsewhere: a folder with `texts.json` (a JSON array of strings) and
+    /// `features.npy` (float32, one row per text, the index's dimension). It must hold the four training
+    /// variants of every train triplet and the evaluation text of every val triplet; a missing text is an
+    /// error naming it. Default: the texts are encoded by the model (--model, the index's) and kept in
+    /// OUT/text-features/, so a rerun encodes nothing again.
+    #[arg(long)]
     pub text_features: Option<PathBuf>,
     /// Synthetic FashionIQ only: write the index from the attribute file (if it does not exist) and use
     /// fiq's fake bag-of-attribute-words text features instead of a cache. Not CLIP.
@@ -84,6 +87,10 @@ pub struct Args {
     /// Seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// The index's model, which encodes the training and validation texts (see --text-features).
+    /// Default: fiq's built-in model.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
 }
 
 /// `--what` values.
@@ -108,23 +115,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let index = Index::open(&args.index)
         .with_context(|| format!("opening index {}", args.index.display()))?;
     let dim = index.dim();
-    let cache = match &args.text_features {
-        Some(dir) => Some(read_text_cache(dir, dim)?),
-        None => None,
-    };
-    let encoder = |texts: &[String]| -> Result<Vec<Vec<f32>>, fiq::eval::BackendError> {
-        match &cache {
-            Some(cache) => texts
-                .iter()
-                .map(|text| {
-                    cache.get(text).map(<[f32]>::to_vec).ok_or_else(|| {
-                        format!("text {text:?} is not in the text feature cache").into()
-                    })
-                })
-                .collect(),
-            None => synthetic::encode_texts(texts),
-        }
-    };
+    let texts = TextFeatureSource::choose(&args, &index)?;
+    let encoder = |batch: &[String]| texts.encode(batch);
     let categories = if args.categories.is_empty() {
         Category::ALL.to_vec()
     } else {
@@ -148,6 +140,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .context("preparing the training triplets")?;
     let validation =
         Validation::build(load(Split::Val)?, dim, &encoder).context("preparing validation")?;
+    texts.keep()?;
     eprintln!(
         "{} training triplets ({} skipped: an image not in the index)",
         train_set.examples.len(),
@@ -216,39 +209,62 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn read_text_cache(dir: &std::path::Path, dim: usize) -> anyhow::Result<TextCache> {
-    let texts_path = dir.join("texts.json");
-    let texts: Vec<String> = serde_json::from_str(
-        &std::fs::read_to_string(&texts_path)
-            .with_context(|| format!("reading {}", texts_path.display()))?,
-    )
-    .with_context(|| format!("{} is not a JSON array of strings", texts_path.display()))?;
-    let features_path = dir.join("features.npy");
-    let matrix = fiq::npy::read_matrix(&features_path)?;
-    if matrix.rows != texts.len() || matrix.dim != dim {
-        bail!(
-            "{}: {} rows of {} values, but {} texts and an index of dimension {dim}",
-            features_path.display(),
-            matrix.rows,
-            matrix.dim,
-            texts.len()
-        );
-    }
-    Ok(TextCache {
-        rows: texts
-            .into_iter()
-            .enumerate()
-            .map(|(row, text)| (text, matrix.row(row).to_vec()))
-            .collect(),
-    })
+/// Where training's text vectors come from.
+enum TextFeatureSource {
+    /// fiq's fake bag-of-attribute-words features (synthetic FashionIQ only).
+    Synthetic,
+    /// A cache made elsewhere: every text must be in it.
+    Given(TextCache),
+    /// The index's model, its vectors kept in `OUT/text-features/`.
+    Model {
+        encoder: Box<dyn Encoder>,
+        cache: TextCache,
+    },
 }
 
-struct TextCache {
-    rows: HashMap<String, Vec<f32>>,
-}
+impl TextFeatureSource {
+    fn choose(args: &Args, index: &Index) -> anyhow::Result<TextFeatureSource> {
+        if args.synthetic_features {
+            return Ok(TextFeatureSource::Synthetic);
+        }
+        if let Some(dir) = &args.text_features {
+            return Ok(TextFeatureSource::Given(TextCache::open(
+                dir,
+                index.dim(),
+                None,
+            )?));
+        }
+        let encoder = crate::model_args::ModelArgs::for_model(args.model.clone()).load()?;
+        index
+            .check_model(encoder.info())
+            .context("the texts must be encoded by the index's model")?;
+        let dir = args.out.join(TEXT_FEATURES_DIR);
+        let cache = TextCache::open(&dir, index.dim(), Some(encoder.info()))?;
+        if !cache.is_empty() {
+            eprintln!("{} text vectors reused from {}", cache.len(), dir.display());
+        }
+        Ok(TextFeatureSource::Model {
+            encoder: Box::new(encoder),
+            cache,
+        })
+    }
 
-impl TextCache {
-    fn get(&self, text: &str) -> Option<&[f32]> {
-        self.rows.get(text).map(Vec::as_slice)
+    fn encode(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, fiq::eval::BackendError> {
+        match self {
+            TextFeatureSource::Synthetic => synthetic::encode_texts(texts),
+            TextFeatureSource::Given(cache) => cache.lookup(texts),
+            TextFeatureSource::Model { encoder, cache } => cache.encode(texts, &**encoder),
+        }
+    }
+
+    /// Writes the model's text vectors to the cache folder, so a rerun encodes nothing again.
+    fn keep(&self) -> anyhow::Result<()> {
+        if let TextFeatureSource::Model { encoder, cache } = self {
+            cache.save(Some(encoder.info()))?;
+        }
+        Ok(())
     }
 }
+
+/// Where `train` keeps the text vectors the model made, inside `--out`.
+const TEXT_FEATURES_DIR: &str = "text-features";

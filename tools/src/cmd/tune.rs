@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use anyhow::{ensure, Context, Result};
-use fiq::ann::{held_out_queries, tune_nprobe, AnnRecord, TuneReport};
-use fiq::index::{Index, IndexError, IndexWriter};
+use fiq::index::Index;
+use fiq::pipeline::{measure_nprobe, record_nprobe, TuneQueries, TuneTarget};
 
 /// Pick the smallest nprobe whose recall@k against exact search reaches a target on held-out queries,
 /// print the nprobe / recall / QPS trade-off, and record the choice as the index's default.
@@ -35,14 +35,30 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     let index = Index::open(&args.index)?;
-    let (report, record) = measure(
-        &index,
-        args.queries.as_deref(),
-        args.num_queries,
-        args.seed,
-        args.k,
-        args.target_recall,
-    )?;
+    let queries = match &args.queries {
+        Some(path) => {
+            let q = fiq::npy::read_matrix(path)?;
+            ensure!(
+                q.dim == index.dim(),
+                "{} holds {}-dimensional queries, the index {}",
+                path.display(),
+                q.dim,
+                index.dim()
+            );
+            TuneQueries::Vectors(q.data)
+        }
+        None => TuneQueries::HeldOut {
+            count: args.num_queries,
+            seed: args.seed,
+        },
+    };
+    let target = TuneTarget {
+        k: args.k,
+        recall: args.target_recall,
+        queries,
+    };
+    let (report, record) = measure_nprobe(&index, &target)?;
+    drop(index);
     let (nlist, len) = (record.nlist, record.len);
     println!(
         "{}: nlist {nlist}, {len} vectors, {} held-out queries, target recall@{} >= {}",
@@ -85,69 +101,4 @@ pub fn run(args: Args) -> Result<()> {
         args.index.display()
     );
     Ok(())
-}
-
-/// Recall and QPS of `index`'s IVF index at each nprobe against exact search, on `queries` (a .npy) or
-/// `num_queries` synthetic held-out ones; with the IVF record measured.
-pub fn measure(
-    index: &Index,
-    queries: Option<&std::path::Path>,
-    num_queries: usize,
-    seed: u64,
-    k: usize,
-    target_recall: f64,
-) -> Result<(TuneReport, AnnRecord)> {
-    let ann = index.ann().ok_or_else(|| IndexError::NoAnn {
-        index: index.path().to_owned(),
-    })?;
-    let vectors = index.ann_source()?;
-    let queries = query_vectors(index, queries, num_queries, seed)?;
-    let report = tune_nprobe(ann, &vectors, &queries, k, target_recall)?;
-    Ok((report, ann.record().clone()))
-}
-
-/// Records `nprobe` as the default of the IVF index `tuned` describes, unless that IVF index was
-/// rebuilt meanwhile. Returns the new index version.
-pub fn record_nprobe(path: &std::path::Path, tuned: &AnnRecord, nprobe: usize) -> Result<u64> {
-    let mut record = tuned.clone();
-    record.nprobe = nprobe;
-    let mut writer = IndexWriter::open(path)?;
-    // The IVF index may have been rebuilt since the tuning opened it; its nprobe would not apply.
-    let current = Index::open(path)?;
-    ensure!(
-        current
-            .ann_record()
-            .map(|r| (&r.factory, r.len, r.lists_offset))
-            == Some((&record.factory, record.len, record.lists_offset)),
-        "the IVF index of {} changed while tuning; run tune again",
-        path.display()
-    );
-    writer.set_ann_record(&record)?;
-    Ok(writer.commit()?)
-}
-
-/// The queries of `path` (a 2-D f32 .npy, normalized here), or `n` synthetic held-out queries drawn
-/// with `seed` from the rows the IVF index covers.
-pub fn query_vectors(
-    index: &Index,
-    path: Option<&std::path::Path>,
-    n: usize,
-    seed: u64,
-) -> Result<Vec<f32>> {
-    match path {
-        Some(path) => {
-            let q = fiq::npy::read_matrix(path)?;
-            ensure!(
-                q.dim == index.dim(),
-                "{} holds {}-dimensional queries, the index {}",
-                path.display(),
-                q.dim,
-                index.dim()
-            );
-            Ok(index.normalized_queries(&q.data)?)
-        }
-        None => Ok(held_out_queries(&index.ann_source()?, n, seed)?
-            .as_slice()
-            .to_vec()),
-    }
 }
