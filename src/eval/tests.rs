@@ -154,7 +154,11 @@ fn a_reference_that_cannot_be_encoded_skips_its_queries_and_says_why() {
             oracle.search(category, queries, k)
         },
     };
-    let report = evaluate(&dataset, &failing_image, &EvalOptions::default()).unwrap();
+    let options = EvalOptions {
+        text_batch: 2,
+        ..EvalOptions::default()
+    };
+    let report = evaluate(&dataset, &failing_image, &options).unwrap();
     let row = &report.rows[0];
     assert_eq!(row.skipped_queries, expected_skips);
     assert_eq!(row.queries, 3 - expected_skips);

@@ -76,6 +76,17 @@ pub enum PipelineError {
         /// What was expected.
         expected: usize,
     },
+    /// A row of an imported file that the index refuses (NaN, a zero vector, a duplicate key).
+    #[error("row {row} of {}", file.display())]
+    ImportRow {
+        /// The vectors file.
+        file: std::path::PathBuf,
+        /// The row (0-based).
+        row: usize,
+        /// Why the index refused it.
+        #[source]
+        source: Box<crate::Error>,
+    },
     /// The IVF index was rebuilt while its nprobe was measured: the measurement does not apply.
     #[error("the IVF index of {} changed while tuning; run tune again", index.display())]
     IvfChanged {

@@ -76,7 +76,13 @@ pub fn import_vectors(
         source: String::new(),
     };
     for (i, key) in key_list.iter().enumerate() {
-        writer.add(key, matrix.row(i), &meta)?;
+        writer
+            .add(key, matrix.row(i), &meta)
+            .map_err(|source| PipelineError::ImportRow {
+                file: vectors.to_owned(),
+                row: i,
+                source: Box::new(source),
+            })?;
         if i % 4096 == 0 {
             bar.set_position(i as u64);
         }
