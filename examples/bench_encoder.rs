@@ -6,7 +6,7 @@
 //! ```
 //! A GPU run needs a build with `--features cuda`. Each line also gives the time inside the model
 //! (upload, forward pass, read-back), without the decoding and preprocessing that overlap with it.
-//! `tools/bench_encoder.py` runs this beside PyTorch on the same checkpoint and prints the comparison.
+//! `tools/python/bench_encoder.py` runs this beside PyTorch on the same checkpoint and prints the comparison.
 //! Images are synthetic 224×224 RGB in memory (preprocessing is then a copy and a normalization), so
 //! the number is the model's; `--jpeg` adds an end-to-end run over 500×375 JPEG files (decode, resize,
 //! crop, normalize, model).

@@ -1,4 +1,4 @@
-//! The built-in default model (models/fiq-default, trained by tools/train_default_model.py on the train
+//! The built-in default model (models/fiq-default, trained by tools/python/train_default_model.py on the train
 //! split of synthetic seed 7) loads through the ordinary CLIP code path and has learned fiq's synthetic
 //! garments, checked on a tree generated with another seed, so on images it never saw.
 

@@ -1,5 +1,5 @@
 //! The CLIP encoder against the reference (transformers + Pillow + torchvision), on the tiny random-weight
-//! model that `tools/clip_reference.py fixtures` generated into tests/fixtures/clip-tiny.
+//! model that `tools/python/clip_reference.py fixtures` generated into tests/fixtures/clip-tiny.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

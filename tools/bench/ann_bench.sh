@@ -33,7 +33,7 @@ OUT=$DATA/results-$2
 mkdir -p "$OUT"
 
 if [ ! -f "$DATA/gt_ids.npy" ]; then
-  "$PY" "$here/ann_data.py" --out "$DATA" | tee "$DATA/data.txt"
+  "$PY" "$here/../python/ann_data.py" --out "$DATA" | tee "$DATA/data.txt"
 fi
 [ -f "$DATA/keys.txt" ] || seq -f "item%07g" 0 999999 > "$DATA/keys.txt"
 
@@ -52,7 +52,7 @@ for factory in $FACTORIES; do
     timed "$OUT/fiq-$tag-build.log" "$fiq" build --vectors "$DATA/base.npy" --keys "$DATA/keys.txt" \
         --factory "$factory" --train-size "$TRAIN" --no-tune --out "$DATA/fiq-$tag"
     echo "== $factory: build, wheel"
-    timed "$OUT/wheel-$tag-build.log" env FAISS_OPT_LEVEL="$WHEEL_OPT" "$PY" "$here/ann_wheel.py" build \
+    timed "$OUT/wheel-$tag-build.log" env FAISS_OPT_LEVEL="$WHEEL_OPT" "$PY" "$here/../python/ann_wheel.py" build \
         --data "$DATA" --factory "$factory" --train-size "$TRAIN" --out "$DATA/wheel-$tag.faiss"
   fi
   # Warm page cache for both engines (a serving process, not a cold start): reading the files puts
@@ -62,8 +62,8 @@ for factory in $FACTORIES; do
   timed "$OUT/fiq-$tag-eval.log" "$fiq" eval-ann "$DATA/fiq-$tag" --queries "$DATA/queries.npy" \
       --nprobe "$NPROBE" --json "$OUT/fiq-$tag.json" "${cache[@]}"
   echo "== $factory: eval, wheel"
-  timed "$OUT/wheel-$tag-eval.log" env FAISS_OPT_LEVEL="$WHEEL_OPT" "$PY" "$here/ann_wheel.py" eval \
+  timed "$OUT/wheel-$tag-eval.log" env FAISS_OPT_LEVEL="$WHEEL_OPT" "$PY" "$here/../python/ann_wheel.py" eval \
       --data "$DATA" --factory "$factory" --index "$DATA/wheel-$tag.faiss" --nprobe "$NPROBE" \
       --json "$OUT/wheel-$tag.json"
 done
-"$PY" "$here/ann_report.py" "$OUT" | tee "$OUT/report.md"
+"$PY" "$here/../python/ann_report.py" "$OUT" | tee "$OUT/report.md"

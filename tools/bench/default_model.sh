@@ -67,7 +67,7 @@ timed evaluate "$work/sum.json" val --fusion sum --baselines
 evaluate "$work/weighted.json" val --fusion weighted --alpha "$best_alpha"
 evaluate "$work/combiner-mined.json" val --fusion combiner --combiner "$work/combiner-mined/best"
 evaluate "$work/combiner-plain.json" val --fusion combiner --combiner "$work/combiner-plain/best"
-python3 "$repo/tools/bench/default_model_report.py" \
+python3 "$repo/tools/python/default_model_report.py" \
   "text only=$work/sum.json:1" "image only=$work/sum.json:2" "sum=$work/sum.json:0" \
   "weighted (alpha $best_alpha)=$work/weighted.json" \
   "combiner, mined negatives=$work/combiner-mined.json" "combiner, no mining=$work/combiner-plain.json"

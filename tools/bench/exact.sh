@@ -52,7 +52,7 @@ echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(n
 qps() { grep -o '= [0-9.]* queries/s' | awk '{print $2}'; }
 for round in $(seq "${ROUNDS:-3}"); do
   fiq_out=$("$bin" bench exact "$work/index-$rows-$dim" --queries "$work/q-$nq-$dim.npy" -k 10 --repeat 3 --ids-out "$work/fiq-ids.jsonl")
-  faiss_out=$("$py" "$here/exact_faiss.py" "$work/x-$rows-$dim.npy" "$work/q-$nq-$dim.npy" 10 3 "$work/faiss-ids.jsonl")
+  faiss_out=$("$py" "$here/../python/exact_faiss.py" "$work/x-$rows-$dim.npy" "$work/q-$nq-$dim.npy" 10 3 "$work/faiss-ids.jsonl")
   echo "round $round"
   echo "$fiq_out"
   echo "$faiss_out"

@@ -21,10 +21,10 @@ FACTORY=${FACTORY:-IVF1024,Flat}
 QUERIES=${QUERIES:-200}
 OUT=$DATA/query-$2
 mkdir -p "$OUT"
-[ -f "$DATA/base.npy" ] || "$PY" "$here/ann_data.py" --out "$DATA"
+[ -f "$DATA/base.npy" ] || "$PY" "$here/../python/ann_data.py" --out "$DATA"
 [ -f "$DATA/keys.txt" ] || seq -f "item%07g" 0 999999 > "$DATA/keys.txt"
 model=$DATA/clip-vit-b32-random
-[ -f "$model/model.safetensors" ] || "$PY" "$here/random_clip.py" "$model"
+[ -f "$model/model.safetensors" ] || "$PY" "$here/../python/random_clip.py" "$model"
 index=$DATA/query-index-${FACTORY//,/-}
 if [ ! -d "$index" ]; then
   # build measures and records the smallest nprobe reaching recall@10 0.95 on held-out queries.
@@ -39,5 +39,5 @@ echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); flags: 
 echo "== fiq (nprobe $nprobe)"
 "$fiq" bench query "$index" --model "$model" --queries "$QUERIES" --json "$OUT/fiq.json" | tee "$OUT/fiq.txt"
 echo "== python"
-"$PY" "$here/query_latency.py" --model "$model" --faiss "$faiss_file" --vectors "$DATA/base.npy" \
+"$PY" "$here/../python/query_latency.py" --model "$model" --faiss "$faiss_file" --vectors "$DATA/base.npy" \
     --keys "$DATA/keys.txt" --queries "$OUT/fiq.json" --nprobe "$nprobe" --json "$OUT/python.json" | tee "$OUT/python.txt"

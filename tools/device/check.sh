@@ -10,7 +10,7 @@
 # 1. parity: `fiq-index embed` on the GPU (f32, f16, bf16) against transformers' embeddings of the
 #    fixture inputs, for the committed tiny model and a random-weight ViT-B/32;
 # 2. speed: ViT-B/32 images/s and texts/s at batch 256, fiq (candle CUDA) beside PyTorch's CLIPModel on
-#    the same GPU in the same call, f16 and f32 (tools/bench_encoder.py);
+#    the same GPU in the same call, f16 and f32 (tools/python/bench_encoder.py);
 # 3. CPU FAISS end to end with the same binary (tools/device/faiss-check.sh);
 # 4. FAISS on the GPU (`build --gpu 0`) with a `faiss-gpu` build, when that bundle was carried.
 # Tables and logs also go to $OUT (the device tool brings that folder back). Exit status 1 when a check
@@ -52,22 +52,22 @@ done
 if [ -x "$bin/fiq-index" ]; then
   step "parity: the fixture model (tests/fixtures/clip-tiny) on the GPU"
   for precision in f32 f16 bf16; do
-    python3 tools/gpu_parity.py --bin "$bin/fiq-index" --model tests/fixtures/clip-tiny \
+    python3 tools/python/gpu_parity.py --bin "$bin/fiq-index" --model tests/fixtures/clip-tiny \
       --reference tests/fixtures/clip-tiny/expected.json --precision "$precision" || status=1
   done
 
   step "parity: ViT-B/32 with random weights on the GPU"
   vit="$work/vit-b32"
-  python3 tools/clip_reference.py full "$vit" --tokenizer tests/fixtures/clip-tiny/tokenizer.json \
-    && python3 tools/clip_reference.py check "$vit" || { echo "FAIL: making the ViT-B/32 model"; exit 1; }
+  python3 tools/python/clip_reference.py full "$vit" --tokenizer tests/fixtures/clip-tiny/tokenizer.json \
+    && python3 tools/python/clip_reference.py check "$vit" || { echo "FAIL: making the ViT-B/32 model"; exit 1; }
   for precision in f32 f16; do
-    python3 tools/gpu_parity.py --bin "$bin/fiq-index" --model "$vit" --reference "$vit/reference.json" --against cpu \
+    python3 tools/python/gpu_parity.py --bin "$bin/fiq-index" --model "$vit" --reference "$vit/reference.json" --against cpu \
       --precision "$precision" || status=1
   done
 
   step "speed: ViT-B/32, batch 256, fiq beside PyTorch on the same GPU"
   for precision in f16 f32; do
-    python3 tools/bench_encoder.py "$vit" --binary "$bin/bench_encoder" --device cuda --precision "$precision" \
+    python3 tools/python/bench_encoder.py "$vit" --binary "$bin/bench_encoder" --device cuda --precision "$precision" \
       --batches 256 --images 4096 --texts 4096 --threads "$(nproc)" --repeats 2 2>&1 | tee "$out/bench-$precision.md" \
       || status=1
   done

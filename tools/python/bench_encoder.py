@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """fiq's CLIP encoder beside PyTorch (transformers CLIPModel) on the same checkpoint, in one run.
 
-    python3 tools/clip_reference.py full bench-data/vit-b32          # random-weight ViT-B/32, once
+    python3 tools/python/clip_reference.py full bench-data/vit-b32          # random-weight ViT-B/32, once
     cargo build --release --example bench_encoder
-    python3 tools/bench_encoder.py bench-data/vit-b32 [--threads 2] [--batches 16,64] [--images 128] [--texts 256]
+    python3 tools/python/bench_encoder.py bench-data/vit-b32 [--threads 2] [--batches 16,64] [--images 128] [--texts 256]
         [--repeats N] [--binary target/release/examples/bench_encoder]
         [--device cuda --precision f16]      # on a GPU: fiq built with --features cuda
 
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def captions(count):

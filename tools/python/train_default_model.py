@@ -32,7 +32,7 @@ their random initial values, exactly as if the whole table were trained without 
 
 Reproduce (torch and transformers >= 5 in a virtualenv; two threads; 17-45 minutes on 2 cores):
     cargo build --release -p fiq-tools
-    python tools/train_default_model.py --out models/fiq-default \
+    python tools/python/train_default_model.py --out models/fiq-default \
         --fiq-index target/release/fiq-index --check-rust
 The run is seeded (--seed, default 0) and prints the loss of every epoch. --check-rust re-encodes val
 images and texts with `fiq-index embed --model OUT` and compares with PyTorch (max abs difference).
@@ -54,7 +54,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 TOKENIZER = REPO / "tests/fixtures/clip-tiny/tokenizer.json"
 CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
 CLIP_STD = [0.26862954, 0.26130258, 0.27577711]

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """fiq's embeddings on a device against transformers' reference embeddings of the fixture inputs.
 
-    python3 tools/gpu_parity.py --bin FIQ_INDEX --model DIR --reference JSON [--device cuda:0]
+    python3 tools/python/gpu_parity.py --bin FIQ_INDEX --model DIR --reference JSON [--device cuda:0]
         [--precision f32|f16|bf16] [--tolerance T] [--against reference|cpu]
 
 JSON is a model's reference file: tests/fixtures/clip-tiny/expected.json for the fixture model, or the
-reference.json that `tools/clip_reference.py check DIR` writes beside a full-size model. The inputs are
+reference.json that `tools/python/clip_reference.py check DIR` writes beside a full-size model. The inputs are
 the fixture's images (JPEGs through Pillow's decoded PNG under crops/, as the Rust parity test does, since
 JPEG decoders differ by a level or two) and its texts. Runs `fiq-index embed` once for the images and once
 for the texts, prints the largest absolute difference per input, and exits 1 when one exceeds the
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-FIXTURES = Path(__file__).resolve().parent.parent / "tests/fixtures/clip-tiny"
+FIXTURES = Path(__file__).resolve().parents[2] / "tests/fixtures/clip-tiny"
 
 
 def reference_input(name: str) -> Path:

@@ -4,7 +4,7 @@ CLIP tokenizer and text tower, the reference's stored vector, a normalized sum, 
 search of the same FAISS file at the same nprobe, then keys out. Same queries (from fiq's --json output),
 same threads.
 
-    python3 tools/bench/query_latency.py --model DIR --faiss FILE --vectors base.npy --keys keys.txt \
+    python3 tools/python/query_latency.py --model DIR --faiss FILE --vectors base.npy --keys keys.txt \
         --queries fiq.json --nprobe N [-k 10] [--warmup 20]
 
 Prints the same table as fiq (p50/p99 ms by stage) and writes --json.

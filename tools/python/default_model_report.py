@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Markdown tables from `fiq-index eval --json` reports: R@10/R@50/P@10/P@50 per category and average.
 
-    python3 tools/bench/default_model_report.py LABEL=REPORT.json[:INDEX] ...
+    python3 tools/python/default_model_report.py LABEL=REPORT.json[:INDEX] ...
 
 INDEX picks one report of a file holding several (eval --baselines writes three). Standard library only.
 """

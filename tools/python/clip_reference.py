@@ -241,7 +241,7 @@ def cmd_fixtures(out: Path):
     reference = reference_outputs(model, tokenizer, out / "images", list(files), out / "crops")
     make_cmyk(out / "images", out / "crops")
     reference["image_descriptions"] = files
-    reference["generator"] = "tools/clip_reference.py fixtures"
+    reference["generator"] = "tools/python/clip_reference.py fixtures"
     (out / "expected.json").write_text(json.dumps(reference, indent=1) + "\n")
     print(f"wrote {out}")
 
@@ -273,7 +273,7 @@ def main():
     full.add_argument("--tokenizer", type=Path, help="copy this tokenizer.json instead of building one (no open_clip)")
     check = sub.add_parser("check")
     check.add_argument("model_dir", type=Path)
-    check.add_argument("--fixtures", type=Path, default=Path(__file__).parent.parent / "tests/fixtures/clip-tiny")
+    check.add_argument("--fixtures", type=Path, default=Path(__file__).resolve().parents[2] / "tests/fixtures/clip-tiny")
     args = parser.parse_args()
     torch.set_num_threads(2)
     if args.command == "fixtures":

@@ -3,7 +3,7 @@
 config.json, model.safetensors, tokenizer.json (CLIP's BPE, copied from fiq's default model). For speed
 benchmarks only: the weights are random, so the vectors mean nothing, but every layer costs what it costs.
 
-    python3 tools/bench/random_clip.py OUT_DIR [--seed 0]
+    python3 tools/python/random_clip.py OUT_DIR [--seed 0]
 """
 import argparse
 import shutil
