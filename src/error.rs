@@ -46,3 +46,22 @@ pub enum Error {
 
 /// `Result` with fiq's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error and every cause under it, on one line (`outer: cause: root cause`): how fiq reports an error
+/// that is kept as text, in a report or a JSON line.
+///
+/// ```
+/// let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+/// let error = fiq::npy::NpyError::Io { path: "x.npy".into(), source: io };
+/// assert!(fiq::error::chain(&error).ends_with(": no such file"));
+/// ```
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

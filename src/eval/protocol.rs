@@ -272,7 +272,7 @@ fn category_rankings(
             let path = dataset.image_path(category, candidate);
             backend
                 .encode_image(category, candidate, path)
-                .map_err(|error| error_chain(&*error))
+                .map_err(|error| crate::error::chain(&*error))
         });
         let fused = match image {
             Ok(image) => fuse(image, text_vector, &options.fusion).map_err(|e| e.to_string()),
@@ -325,16 +325,4 @@ fn category_rankings(
         }
     }
     Ok(answered)
-}
-
-/// An error and its causes on one line.
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

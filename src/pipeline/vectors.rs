@@ -31,6 +31,16 @@ pub struct ImportReport {
     pub generation: u64,
 }
 
+impl std::fmt::Display for ImportReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "imported {} vectors of dimension {} (version {})",
+            self.rows, self.dim, self.generation
+        )
+    }
+}
+
 /// Reads the 2-D float `.npy` at `vectors` and one key per line from `keys` (row i gets line i) and adds
 /// them to the index at `out` in one commit: an interrupted import leaves the index as it was. Vectors
 /// are L2-normalized by the writer, which refuses NaN, zero vectors and duplicate keys by row.

@@ -56,13 +56,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 progress: !args.model.quiet,
             };
             let report = import_vectors(vectors, keys, &args.out, &options)?;
-            eprintln!(
-                "imported {} vectors of dimension {} into {} (version {})",
-                report.rows,
-                report.dim,
-                args.out.display(),
-                report.generation
-            );
+            eprintln!("{}: {report}", args.out.display());
         }
         _ if Index::open(&args.out).is_ok() => {}
         _ => bail!(

@@ -60,7 +60,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     }
                     Err(error) => {
                         skipped += 1;
-                        eprintln!("skipped: {}", error_chain(&error));
+                        eprintln!("skipped: {}", fiq::error::chain(&error));
                     }
                 }
             }
@@ -117,15 +117,4 @@ fn expand_image_paths(inputs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
         }
     }
     Ok(paths)
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -39,12 +39,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         progress: true,
     };
     let report = import_vectors(&args.vectors, &args.keys, &args.out, &options)?;
-    eprintln!(
-        "imported {} vectors of dimension {} into {} (version {})",
-        report.rows,
-        report.dim,
-        args.out.display(),
-        report.generation
-    );
+    eprintln!("{}: {report}", args.out.display());
     Ok(())
 }

@@ -102,10 +102,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Err(error) => {
                 failed += 1;
                 if args.json {
-                    let json = serde_json::json!({"query": i, "error": error_chain(error)});
+                    let json = serde_json::json!({"query": i, "error": fiq::error::chain(error)});
                     writeln!(out, "{json}")?;
                 } else {
-                    writeln!(out, "query {i}: error: {}", error_chain(error))?;
+                    writeln!(out, "query {i}: error: {}", fiq::error::chain(error))?;
                 }
             }
         }
@@ -258,15 +258,4 @@ fn describe(query: &Query) -> String {
         None => "no reference".into(),
     };
     format!("{reference}, text {:?}", query.text)
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
