@@ -23,11 +23,19 @@ pub enum EncoderError {
     },
 
     /// `config.json` is not valid JSON or a field has the wrong type.
-    #[error("{path} is not a valid CLIP config")]
+    #[error("{path} is not a valid model config")]
     ConfigParse {
         path: PathBuf,
         #[source]
         source: serde_json::Error,
+    },
+
+    /// The directory's files match no model family fiq loads, or a different one than was asked for.
+    #[error("cannot load {dir} as {family}: {reason}")]
+    UnknownFamily {
+        dir: PathBuf,
+        family: String,
+        reason: String,
     },
 
     /// `config.json` describes a model this encoder does not implement.
@@ -88,12 +96,12 @@ pub enum EncoderError {
     #[error("text #{index} is empty")]
     EmptyText { index: usize },
 
-    /// The tokenizer's vocabulary lacks a token CLIP needs.
+    /// The tokenizer's vocabulary lacks a token the model needs.
     #[error("tokenizer {path} has no token {token}")]
     MissingToken { path: PathBuf, token: &'static str },
 
-    /// `tokenizer.json` loads but does not tokenize the way CLIP needs.
-    #[error("tokenizer {path} cannot serve CLIP: {reason}")]
+    /// `tokenizer.json` loads but does not tokenize the way the model needs.
+    #[error("tokenizer {path} cannot serve this model: {reason}")]
     TokenizerLayout { path: PathBuf, reason: &'static str },
 
     /// The model produced NaN or infinity for an input (overflow in reduced precision, broken weights).
