@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 
 use candle_core::safetensors::MmapedSafetensors;
 
-use super::config::ClipConfig;
 use super::error::EncoderError;
 
 pub(crate) const CONFIG_FILE: &str = "config.json";
@@ -21,21 +20,10 @@ pub(crate) struct ModelFiles {
 
 impl ModelFiles {
     pub(crate) fn locate(dir: &Path) -> Result<Self, EncoderError> {
-        let file = |name: &'static str| {
-            let path = dir.join(name);
-            if path.is_file() {
-                Ok(path)
-            } else {
-                Err(EncoderError::MissingFile {
-                    dir: dir.to_path_buf(),
-                    file: name,
-                })
-            }
-        };
         Ok(Self {
-            config: file(CONFIG_FILE)?,
-            weights: file(WEIGHTS_FILE)?,
-            tokenizer: file(TOKENIZER_FILE)?,
+            config: require_file(dir, CONFIG_FILE)?,
+            weights: require_file(dir, WEIGHTS_FILE)?,
+            tokenizer: require_file(dir, TOKENIZER_FILE)?,
         })
     }
 }
@@ -51,15 +39,16 @@ pub(crate) fn map_weights(path: &Path) -> Result<MmapedSafetensors, EncoderError
     })
 }
 
-/// Checks that every tensor the config needs is present with the right shape and a float type, and
-/// feeds names, shapes, types and a sample of each tensor's bytes into `hasher`.
+/// Checks that every tensor of `expected` (name and shape, as the config implies them) is present with
+/// that shape and a float type, and feeds names, shapes, types and a sample of each tensor's bytes into
+/// `hasher`.
 pub(crate) fn check_tensors(
     weights: &MmapedSafetensors,
     path: &Path,
-    config: &ClipConfig,
+    expected: Vec<(String, Vec<usize>)>,
     hasher: &mut Fnv64,
 ) -> Result<(), EncoderError> {
-    for (name, expected) in config.expected_tensors() {
+    for (name, expected) in expected {
         let view = weights
             .get(&name)
             .map_err(|_| EncoderError::MissingTensor {
@@ -93,6 +82,54 @@ pub(crate) fn check_tensors(
     Ok(())
 }
 
+/// Maps the weights, checks them against `expected` and starts the model's fingerprint: the family's
+/// `tag`, its parsed configuration (`config`, as its `Debug` text) and the checked tensors.
+pub(crate) fn open_weights(
+    path: &Path,
+    tag: &str,
+    config: &dyn std::fmt::Debug,
+    expected: Vec<(String, Vec<usize>)>,
+) -> Result<(MmapedSafetensors, Fnv64), EncoderError> {
+    let weights = map_weights(path)?;
+    let mut hasher = Fnv64::new();
+    hasher.write(tag.as_bytes());
+    hasher.write(format!("{config:?}").as_bytes());
+    check_tensors(&weights, path, expected, &mut hasher)?;
+    Ok((weights, hasher))
+}
+
+/// A model directory opened for loading: its parsed config, its checked weights, the fingerprint so far
+/// and its tokenizer file.
+pub(crate) struct OpenedModel<C> {
+    pub config: C,
+    pub weights: MmapedSafetensors,
+    pub hasher: Fnv64,
+    pub tokenizer: PathBuf,
+}
+
+/// Opens a model directory of one family: requires its `config`, `weights` and `tokenizer` files, parses
+/// the config with `parse`, and checks the weights against the tensors `expected` lists for it (see
+/// [`open_weights`], whose fingerprint starts with `tag`).
+pub(crate) fn open_model<C: std::fmt::Debug>(
+    dir: &Path,
+    [config, weights, tokenizer]: [&'static str; 3],
+    tag: &str,
+    parse: impl FnOnce(&str, &Path) -> Result<C, EncoderError>,
+    expected: impl FnOnce(&C) -> Vec<(String, Vec<usize>)>,
+) -> Result<OpenedModel<C>, EncoderError> {
+    let config_path = require_file(dir, config)?;
+    let weights_path = require_file(dir, weights)?;
+    let tokenizer = require_file(dir, tokenizer)?;
+    let config = parse(&read_text(&config_path)?, &config_path)?;
+    let (weights, hasher) = open_weights(&weights_path, tag, &config, expected(&config))?;
+    Ok(OpenedModel {
+        config,
+        weights,
+        hasher,
+        tokenizer,
+    })
+}
+
 /// FNV-1a, 64 bits: a stable, dependency-free hash for fingerprints (not for security).
 pub(crate) struct Fnv64(u64);
 
@@ -116,6 +153,35 @@ impl Fnv64 {
     pub(crate) fn finish_hex(&self) -> String {
         format!("{:016x}", self.0)
     }
+}
+
+/// Reads a model file to a string, naming it when that fails.
+pub(crate) fn read_text(path: &Path) -> Result<String, EncoderError> {
+    std::fs::read_to_string(path).map_err(|source| EncoderError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// `dir/name` if it is a file, else the error naming both.
+pub(crate) fn require_file(dir: &Path, name: &'static str) -> Result<PathBuf, EncoderError> {
+    let path = dir.join(name);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(EncoderError::MissingFile {
+            dir: dir.to_path_buf(),
+            file: name,
+        })
+    }
+}
+
+/// The model directory's own name (after resolving `.` and links), for [`super::ModelInfo::name`].
+pub(crate) fn dir_name(dir: &Path) -> String {
+    dir.canonicalize()
+        .ok()
+        .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| dir.display().to_string())
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! [`ClipEncoder`]: a CLIP checkpoint behind the [`Encoder`] trait, with batching, a decode pipeline
-//! that overlaps the model, and progress reporting.
+//! that overlaps the model, and progress reporting. The other families (OpenCLIP, BLIP; see
+//! [`super::load`]) run through the same machinery with their own [`Towers`].
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,23 +12,26 @@ use candle_nn::VarBuilder;
 use indicatif::ProgressBar;
 use rayon::prelude::*;
 
-use super::checkpoint::{check_tensors, map_weights, Fnv64, ModelFiles};
+use super::checkpoint::{dir_name, open_weights, read_text, Fnv64, ModelFiles};
 use super::config::ClipConfig;
 use super::error::{compute, EncoderError, ImageError};
-use super::model::{pool_position, ClipModel, Kernels};
+use super::model::{ClipModel, Kernels};
 use super::preprocess::ImagePreprocessor;
 use super::tokenizer::ClipTokenizer;
+use super::towers::Towers;
 use super::{
     ComputeDevice, EncodeTimings, Encoder, EncoderOptions, ImageSource, ModelInfo, Precision,
 };
 
-/// A CLIP model loaded from a Hugging Face model directory.
+/// A CLIP model loaded from a Hugging Face model directory (or, built by [`super::load`], an OpenCLIP or
+/// BLIP model: every family shares this batching and decoding).
 pub struct ClipEncoder {
-    model: ClipModel,
-    config: ClipConfig,
+    model: Box<dyn Towers>,
     tokenizer: ClipTokenizer,
     preprocessor: ImagePreprocessor,
     info: ModelInfo,
+    /// The length of every vector.
+    embed_dim: usize,
     device: Device,
     dtype: DType,
     batch_size: usize,
@@ -54,19 +58,15 @@ impl ClipEncoder {
     /// something unsupported, or a tensor is absent or mis-shaped.
     pub fn load(dir: &Path, options: &EncoderOptions) -> Result<Self, EncoderError> {
         let files = ModelFiles::locate(dir)?;
-        let config_text =
-            std::fs::read_to_string(&files.config).map_err(|source| EncoderError::Io {
-                path: files.config.clone(),
-                source,
-            })?;
-        let config = ClipConfig::from_json(&config_text, &files.config)?;
+        let config = ClipConfig::from_json(&read_text(&files.config)?, &files.config)?;
         let (device, dtype) = resolve_device(options.device, options.precision)?;
 
-        let weights = map_weights(&files.weights)?;
-        let mut hasher = Fnv64::new();
-        hasher.write(b"fiq-clip-1");
-        hasher.write(format!("{config:?}").as_bytes());
-        check_tensors(&weights, &files.weights, &config, &mut hasher)?;
+        let (weights, hasher) = open_weights(
+            &files.weights,
+            "fiq-clip-1",
+            &config,
+            config.expected_tensors(),
+        )?;
         let vb = VarBuilder::from_backend(Box::new(weights), dtype, device.clone());
         let model =
             ClipModel::new(&config, Kernels::Fused, vb).map_err(compute("building the model"))?;
@@ -77,29 +77,51 @@ impl ClipEncoder {
             options.resize,
             options.normalization,
         );
+        // The name and the fingerprint's tag predate the other families and stay as they were, so that
+        // indexes built before them still accept queries.
+        let parts = EncoderParts {
+            towers: Box::new(model),
+            tokenizer,
+            preprocessor,
+            name: dir_name(dir),
+            embed_dim: config.projection_dim,
+            hasher,
+            device,
+            dtype,
+        };
+        Ok(Self::from_parts(parts, options))
+    }
+
+    /// Assembles an encoder from a loaded family; the preprocessing is hashed into the fingerprint here.
+    pub(crate) fn from_parts(parts: EncoderParts, options: &EncoderOptions) -> Self {
+        let EncoderParts {
+            towers,
+            tokenizer,
+            preprocessor,
+            name,
+            embed_dim,
+            mut hasher,
+            device,
+            dtype,
+        } = parts;
         hasher.write(preprocessor.describe().as_bytes());
-        let name = dir
-            .canonicalize()
-            .ok()
-            .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
-            .unwrap_or_else(|| "clip".to_string());
         let info = ModelInfo {
             name,
             fingerprint: hasher.finish_hex(),
             preprocessing: preprocessor.describe(),
         };
-        Ok(Self {
-            model,
-            config,
+        Self {
+            model: towers,
             tokenizer,
             preprocessor,
             info,
+            embed_dim,
             device,
             dtype,
             batch_size: options.batch_size.max(1),
             progress: options.progress,
             timings: Timers::default(),
-        })
+        }
     }
 
     /// The preprocessing this encoder applies to images.
@@ -129,31 +151,16 @@ impl ClipEncoder {
         .map_err(compute("uploading images"))?;
         let features = self
             .model
-            .image_features(&input, 0)
+            .image_features(&input)
             .map_err(compute("encoding images"))?;
         rows_to_unit_vectors(&features)
     }
 
     /// Embeds one batch of token sequences, padded to the longest.
-    fn embed_tokens(&self, sequences: &[&Vec<u32>]) -> Result<Vec<Vec<f32>>, EncoderError> {
-        let longest = sequences.iter().map(|s| s.len()).max().unwrap_or(0);
-        let mut ids = Vec::with_capacity(sequences.len() * longest);
-        for sequence in sequences {
-            ids.extend_from_slice(sequence);
-            ids.extend(std::iter::repeat_n(
-                self.tokenizer.pad_id(),
-                longest - sequence.len(),
-            ));
-        }
-        let pool_at: Vec<usize> = sequences
-            .iter()
-            .map(|s| pool_position(s, self.config.text.eos_token_id))
-            .collect();
-        let ids = Tensor::from_vec(ids, (sequences.len(), longest), &self.device)
-            .map_err(compute("uploading tokens"))?;
+    fn embed_tokens(&self, sequences: &[&[u32]]) -> Result<Vec<Vec<f32>>, EncoderError> {
         let features = self
             .model
-            .text_features(&ids, &pool_at, 0)
+            .text_features(sequences, self.tokenizer.pad_id(), &self.device)
             .map_err(compute("encoding texts"))?;
         rows_to_unit_vectors(&features)
     }
@@ -161,7 +168,7 @@ impl ClipEncoder {
 
 impl Encoder for ClipEncoder {
     fn dim(&self) -> usize {
-        self.config.projection_dim
+        self.embed_dim
     }
 
     fn info(&self) -> &ModelInfo {
@@ -267,7 +274,8 @@ impl Encoder for ClipEncoder {
         let bar = self.progress_bar(texts.len(), "texts");
         let mut vectors = vec![Vec::new(); texts.len()];
         for batch in order.chunks(self.batch_size) {
-            let batch_sequences: Vec<&Vec<u32>> = batch.iter().map(|&i| &sequences[i]).collect();
+            let batch_sequences: Vec<&[u32]> =
+                batch.iter().map(|&i| sequences[i].as_slice()).collect();
             let started = Instant::now();
             let embedded = self.embed_tokens(&batch_sequences)?;
             add_elapsed(&self.timings.text_forward, started);
@@ -309,7 +317,21 @@ fn rows_to_unit_vectors(features: &Tensor) -> Result<Vec<Vec<f32>>, EncoderError
         .collect()
 }
 
-fn resolve_device(
+/// What a family's loader hands [`ClipEncoder::from_parts`].
+pub(crate) struct EncoderParts {
+    pub towers: Box<dyn Towers>,
+    pub tokenizer: ClipTokenizer,
+    pub preprocessor: ImagePreprocessor,
+    /// [`ModelInfo::name`].
+    pub name: String,
+    pub embed_dim: usize,
+    /// Already fed the family, its configuration and its weights; the preprocessing is added last.
+    pub hasher: Fnv64,
+    pub device: Device,
+    pub dtype: DType,
+}
+
+pub(crate) fn resolve_device(
     device: ComputeDevice,
     precision: Precision,
 ) -> Result<(Device, DType), EncoderError> {

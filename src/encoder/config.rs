@@ -67,6 +67,10 @@ pub struct VisionConfig {
     pub tower: TowerConfig,
     pub image_size: usize,
     pub patch_size: usize,
+    /// Whether the patch convolution has a bias (BLIP's does, CLIP's does not).
+    pub patch_bias: bool,
+    /// Whether a layer norm precedes the blocks (CLIP's `pre_layrnorm`; BLIP has none).
+    pub pre_norm: bool,
 }
 
 impl VisionConfig {
@@ -128,21 +132,32 @@ struct RawVisionConfig {
     layer_norm_eps: Option<f64>,
 }
 
+/// Parses a model's JSON config file; `path` only names the file in errors.
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
+    text: &str,
+    path: &Path,
+) -> Result<T, EncoderError> {
+    serde_json::from_str(text).map_err(|source| EncoderError::ConfigParse {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Builds the error for a config field (`field = value`) fiq does not implement, naming `path`.
+pub(crate) fn unsupported(path: &Path) -> impl Fn(&str, String, &'static str) -> EncoderError + '_ {
+    move |field, value, reason| EncoderError::UnsupportedConfig {
+        path: path.to_path_buf(),
+        field: field.to_string(),
+        value,
+        reason,
+    }
+}
+
 impl ClipConfig {
     /// Parses and checks a `config.json`. `path` only names the file in errors.
     pub fn from_json(text: &str, path: &Path) -> Result<Self, EncoderError> {
-        let raw: RawClipConfig =
-            serde_json::from_str(text).map_err(|source| EncoderError::ConfigParse {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        let unsupported =
-            |field: &str, value: String, reason: &'static str| EncoderError::UnsupportedConfig {
-                path: path.to_path_buf(),
-                field: field.to_string(),
-                value,
-                reason,
-            };
+        let raw: RawClipConfig = parse_json(text, path)?;
+        let unsupported = unsupported(path);
         if let Some(model_type) = &raw.model_type {
             if model_type != "clip" {
                 return Err(unsupported(
@@ -197,6 +212,8 @@ impl ClipConfig {
             },
             image_size: v.image_size.unwrap_or(224),
             patch_size: v.patch_size.unwrap_or(32),
+            patch_bias: false,
+            pre_norm: true,
         };
         let config = ClipConfig {
             text,

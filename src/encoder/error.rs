@@ -30,13 +30,21 @@ pub enum EncoderError {
     },
 
     /// `config.json` is not valid JSON or a field has the wrong type.
-    #[error("{path} is not a valid CLIP config")]
+    #[error("{path} is not a valid model config")]
     ConfigParse {
         /// The file involved.
         path: PathBuf,
         /// The underlying error.
         #[source]
         source: serde_json::Error,
+    },
+
+    /// The directory's files match no model family fiq loads, or a different one than was asked for.
+    #[error("cannot load {dir} as {family}: {reason}")]
+    UnknownFamily {
+        dir: PathBuf,
+        family: String,
+        reason: String,
     },
 
     /// `config.json` describes a model this encoder does not implement.
@@ -122,7 +130,7 @@ pub enum EncoderError {
         index: usize,
     },
 
-    /// The tokenizer's vocabulary lacks a token CLIP needs.
+    /// The tokenizer's vocabulary lacks a token the model needs.
     #[error("tokenizer {path} has no token {token}")]
     MissingToken {
         /// The file involved.
@@ -131,8 +139,8 @@ pub enum EncoderError {
         token: &'static str,
     },
 
-    /// `tokenizer.json` loads but does not tokenize the way CLIP needs.
-    #[error("tokenizer {path} cannot serve CLIP: {reason}")]
+    /// `tokenizer.json` loads but does not tokenize the way the model needs.
+    #[error("tokenizer {path} cannot serve this model: {reason}")]
     TokenizerLayout {
         /// The file involved.
         path: PathBuf,

@@ -3,7 +3,8 @@
 //! [`ClipEncoder`] loads a CLIP checkpoint in the Hugging Face layout (`config.json`,
 //! `model.safetensors`, `tokenizer.json`) of any size the config describes, and reproduces transformers'
 //! `CLIPModel` (embeddings) and Pillow-based `CLIPImageProcessor` (preprocessing) to within float
-//! rounding. Other model families implement the same [`Encoder`] trait.
+//! rounding. [`load_encoder`] also loads OpenCLIP (ViT and modified-ResNet) and BLIP retrieval
+//! checkpoints, telling the [`Family`] from the directory's files.
 //!
 //! Every vector returned is L2-normalized `f32`, of length [`Encoder::dim`]. An image that cannot
 //! be read or decoded fails alone: its slot holds an [`ImageError`] naming the path.
@@ -24,20 +25,26 @@
 //! # Ok::<(), fiq::encoder::EncoderError>(())
 //! ```
 
+mod blip;
 mod checkpoint;
 mod clip;
 pub(crate) mod config;
 mod cpu_kernels;
 mod error;
+mod load;
 pub(crate) mod model;
+mod openclip;
 mod preprocess;
 mod resample;
+mod resnet;
 mod tokenizer;
+mod towers;
 
 use std::path::Path;
 
 pub use clip::ClipEncoder;
 pub use error::{EncoderError, ImageError};
+pub use load::{detect_family, load_encoder, Family};
 pub use preprocess::{ImagePreprocessor, Normalization, Resize};
 
 /// Decodes an image held in memory (an upload, say) by its content; `label` names it in errors.

@@ -301,16 +301,19 @@ impl Stack {
 pub(crate) struct VisionTransformer {
     /// Patch embedding as a (hidden, 3·p·p) matrix, the conv kernel flattened.
     patch_weight: Tensor,
+    /// BLIP's patch convolution has a bias; CLIP's has none.
+    patch_bias: Option<Tensor>,
     class_embedding: Tensor,
     position_embedding: Tensor,
-    pre_layrnorm: LayerNorm,
+    /// CLIP normalizes the embedded tokens before the blocks; BLIP does not.
+    pre_layrnorm: Option<LayerNorm>,
     encoder: Stack,
     post_layernorm: LayerNorm,
     config: VisionConfig,
 }
 
 impl VisionTransformer {
-    fn new(config: &VisionConfig, kernels: Kernels, vb: VarBuilder) -> Result<Self> {
+    pub(crate) fn new(config: &VisionConfig, kernels: Kernels, vb: VarBuilder) -> Result<Self> {
         let h = config.tower.hidden_size;
         let p = config.patch_size;
         let eps = config.tower.layer_norm_eps;
@@ -318,12 +321,21 @@ impl VisionTransformer {
         let patch_weight = emb
             .get((h, 3, p, p), "patch_embedding.weight")?
             .reshape((h, 3 * p * p))?;
+        let patch_bias = match config.patch_bias {
+            true => Some(emb.get(h, "patch_embedding.bias")?),
+            false => None,
+        };
+        let pre_layrnorm = match config.pre_norm {
+            true => Some(LayerNorm::new(h, eps, kernels, vb.pp("pre_layrnorm"))?),
+            false => None,
+        };
         Ok(Self {
             patch_weight,
+            patch_bias,
             class_embedding: emb.get(h, "class_embedding")?,
             position_embedding: emb
                 .get((config.num_positions(), h), "position_embedding.weight")?,
-            pre_layrnorm: LayerNorm::new(h, eps, kernels, vb.pp("pre_layrnorm"))?,
+            pre_layrnorm,
             encoder: Stack::new(&config.tower, kernels, vb.pp("encoder"))?,
             post_layernorm: LayerNorm::new(h, eps, kernels, vb.pp("post_layernorm"))?,
             config: config.clone(),
@@ -331,7 +343,7 @@ impl VisionTransformer {
     }
 
     /// `pixels`: (batch, 3, size, size). Returns the pooled (batch, hidden) class-token state.
-    fn forward(&self, pixels: &Tensor, frozen: usize) -> Result<Tensor> {
+    pub(crate) fn forward(&self, pixels: &Tensor, frozen: usize) -> Result<Tensor> {
         let (batch, _, _, _) = pixels.dims4()?;
         let g = self.config.grid_size();
         let p = self.config.patch_size;
@@ -342,18 +354,22 @@ impl VisionTransformer {
             .permute((0, 2, 4, 1, 3, 5))?
             .contiguous()?
             .reshape((batch * g * g, 3 * p * p))?;
-        let patch_tokens = patches
-            .matmul(&self.patch_weight.t()?)?
-            .reshape((batch, g * g, h))?;
+        let mut patch_tokens = patches.matmul(&self.patch_weight.t()?)?;
+        if let Some(bias) = &self.patch_bias {
+            patch_tokens = patch_tokens.broadcast_add(bias)?;
+        }
+        let patch_tokens = patch_tokens.reshape((batch, g * g, h))?;
         let class_token = self
             .class_embedding
             .reshape((1, 1, h))?
             .broadcast_as((batch, 1, h))?;
         let tokens = Tensor::cat(&[&class_token, &patch_tokens], 1)?
             .broadcast_add(&self.position_embedding)?;
-        let hidden = self
-            .encoder
-            .forward(&self.pre_layrnorm.forward(&tokens)?, false, frozen)?;
+        let tokens = match &self.pre_layrnorm {
+            Some(norm) => norm.forward(&tokens)?,
+            None => tokens,
+        };
+        let hidden = self.encoder.forward(&tokens, false, frozen)?;
         self.post_layernorm
             .forward(&hidden.narrow(1, 0, 1)?.squeeze(1)?)
     }
@@ -365,11 +381,11 @@ pub(crate) struct TextTransformer {
     position_embedding: Tensor,
     encoder: Stack,
     final_layer_norm: LayerNorm,
-    config: TextConfig,
+    pub(crate) config: TextConfig,
 }
 
 impl TextTransformer {
-    fn new(config: &TextConfig, kernels: Kernels, vb: VarBuilder) -> Result<Self> {
+    pub(crate) fn new(config: &TextConfig, kernels: Kernels, vb: VarBuilder) -> Result<Self> {
         let h = config.tower.hidden_size;
         let emb = vb.pp("embeddings");
         Ok(Self {
@@ -391,7 +407,7 @@ impl TextTransformer {
 
     /// `ids`: (batch, seq) u32, `seq` at most the context length. `pool_at[i]`: the position whose state
     /// represents row `i`. Returns (batch, hidden).
-    fn forward(&self, ids: &Tensor, pool_at: &[usize], frozen: usize) -> Result<Tensor> {
+    pub(crate) fn forward(&self, ids: &Tensor, pool_at: &[usize], frozen: usize) -> Result<Tensor> {
         let (batch, seq) = ids.dims2()?;
         let h = self.config.tower.hidden_size;
         let tokens = self
@@ -464,18 +480,32 @@ impl ClipModel {
         self.visual_projection
             .forward(&self.vision.forward(pixels, frozen)?)
     }
+}
 
-    /// Unnormalized text embeddings (batch, projection_dim), pooled at `pool_at` (see
-    /// [`pool_position`]).
-    pub(crate) fn text_features(
-        &self,
-        ids: &Tensor,
-        pool_at: &[usize],
-        frozen: usize,
-    ) -> Result<Tensor> {
-        self.text_projection
-            .forward(&self.text.forward(ids, pool_at, frozen)?)
+impl super::towers::Towers for ClipModel {
+    fn image_features(&self, pixels: &Tensor) -> Result<Tensor> {
+        self.image_features(pixels, 0)
     }
+
+    fn text_features(&self, sequences: &[&[u32]], pad_id: u32, device: &Device) -> Result<Tensor> {
+        projected_text_features(&self.text, &self.text_projection, sequences, pad_id, device)
+    }
+}
+
+/// CLIP's text tower on unpadded sequences, pooled where transformers pools, then projected.
+pub(crate) fn projected_text_features(
+    text: &TextTransformer,
+    projection: &Linear,
+    sequences: &[&[u32]],
+    pad_id: u32,
+    device: &Device,
+) -> Result<Tensor> {
+    let ids = super::towers::padded_ids(sequences, pad_id, device)?;
+    let pool_at: Vec<usize> = sequences
+        .iter()
+        .map(|s| pool_position(s, text.config.eos_token_id))
+        .collect();
+    projection.forward(&text.forward(&ids, &pool_at, 0)?)
 }
 
 /// The position transformers' `CLIPTextTransformer` pools for one unpadded token sequence: the first
@@ -529,11 +559,10 @@ mod tests {
         let (_varmap, model) = random_model(Kernels::Fused);
         let pixels = Tensor::randn(0f32, 1.0, (3, 3, 32, 32), &Device::Cpu).unwrap();
         assert_eq!(model.image_features(&pixels, 0).unwrap().dims(), &[3, 8]);
-        let ids = Tensor::new(&[[48u32, 5, 6, 49, 49], [48, 7, 49, 49, 49]], &Device::Cpu).unwrap();
-        assert_eq!(
-            model.text_features(&ids, &[3, 2], 0).unwrap().dims(),
-            &[2, 8]
-        );
+        let sequences: [&[u32]; 2] = [&[48, 5, 6, 49], &[48, 7, 49]];
+        let text =
+            super::super::towers::Towers::text_features(&model, &sequences, 49, &Device::Cpu);
+        assert_eq!(text.unwrap().dims(), &[2, 8]);
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //!
 //! Steps: decode (format guessed from the bytes) → RGB (transparency composited onto white, as
 //! transformers does; 16-bit channels rounded to 8 bits) → optional CLIP4Cir "targetpad" → resize the
-//! short side to the model's input size with Pillow-exact bicubic filtering → center crop → scale to
-//! [0, 1] → subtract mean, divide by std, channel-first.
+//! short side to the model's input size with Pillow-exact bicubic filtering → center crop (or, for
+//! [`Resize::Squash`], resize both sides to the input size) → scale to [0, 1] → subtract mean, divide by
+//! std, channel-first.
 
 use std::path::Path;
 
@@ -25,6 +26,9 @@ pub enum Resize {
         /// The largest long/short side ratio left unpadded.
         ratio: f32,
     },
+    /// Resize both sides to the input size, ignoring the aspect ratio (BLIP's `BlipImageProcessor`, and
+    /// the source study's 224x224 preprocessing). Nothing is cropped; shapes are stretched.
+    Squash,
 }
 
 /// Per-channel mean and standard deviation subtracted from pixels in [0, 1].
@@ -92,15 +96,17 @@ impl ImagePreprocessor {
         let resize = match self.resize {
             Resize::ShortSide => "shortside".to_string(),
             Resize::TargetPad { ratio } => format!("targetpad{ratio}"),
+            Resize::Squash => "squash".to_string(),
         };
         let normalization = match self.normalization {
             Normalization::Clip => "clip",
             Normalization::ImageNet => "imagenet",
         };
-        format!(
-            "rgb-over-white,{resize},bicubic-pil,center-crop{},norm-{normalization}",
-            self.size
-        )
+        let geometry = match self.resize {
+            Resize::Squash => format!("to{0}x{0}", self.size),
+            _ => format!("center-crop{}", self.size),
+        };
+        format!("rgb-over-white,{resize},bicubic-pil,{geometry},norm-{normalization}")
     }
 
     /// Reads, decodes and preprocesses one image file.
@@ -143,6 +149,15 @@ impl ImagePreprocessor {
             Resize::ShortSide => resize_and_crop(&rgb, self.size, CropRounding::Floor),
             Resize::TargetPad { ratio } => {
                 resize_and_crop(&target_pad(&rgb, ratio), self.size, CropRounding::HalfEven)
+            }
+            Resize::Squash => {
+                let whole = Window {
+                    x: 0,
+                    y: 0,
+                    width: self.size,
+                    height: self.size,
+                };
+                resize_bicubic_window(&rgb, self.size, self.size, whole)
             }
         };
         self.normalize_into(&square, out)

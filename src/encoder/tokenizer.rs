@@ -1,8 +1,10 @@
-//! CLIP's byte-level BPE through a Hugging Face `tokenizer.json`, truncated to the model's context.
+//! A Hugging Face `tokenizer.json` truncated to the model's context: CLIP's byte-level BPE, or BLIP's
+//! BERT WordPiece.
 //!
-//! The tokenizer file carries CLIP's own text handling: NFC, whitespace collapsing and lower-casing in its
-//! normalizer, and `<|startoftext|> … <|endoftext|>` from its post-processor. Truncation is configured
-//! here, so that it keeps both special tokens: the end token is where the text tower pools.
+//! The tokenizer file carries the model's own text handling: for CLIP, NFC, whitespace collapsing and
+//! lower-casing in its normalizer and `<|startoftext|> … <|endoftext|>` from its post-processor; for BERT,
+//! lower-casing and accent stripping and `[CLS] … [SEP]`. Truncation is configured here, so that it keeps
+//! both special tokens: CLIP's text tower pools at the end token.
 
 use std::path::Path;
 
@@ -12,16 +14,45 @@ use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStr
 
 use super::error::EncoderError;
 
-const END_OF_TEXT: &str = "<|endoftext|>";
+/// The special tokens a family's tokenizer must end every text with and pad with.
+pub(crate) struct Specials {
+    end: &'static str,
+    pad: &'static str,
+    /// Why a tokenizer whose encodings lack `end` is refused.
+    missing_end: &'static str,
+}
+
+/// CLIP's BPE (also OpenCLIP's): pads with the end token, which the causal mask hides.
+pub(crate) const CLIP_SPECIALS: Specials = Specials {
+    end: "<|endoftext|>",
+    pad: "<|endoftext|>",
+    missing_end: "encoding does not end with <|endoftext|>: the CLIP post-processor is missing",
+};
+
+/// BERT's WordPiece (BLIP): `[CLS] … [SEP]`, padded with `[PAD]` under an attention mask.
+pub(crate) const BERT_SPECIALS: Specials = Specials {
+    end: "[SEP]",
+    pad: "[PAD]",
+    missing_end: "encoding does not end with [SEP]: the BERT post-processor is missing",
+};
 
 pub(crate) struct ClipTokenizer {
     inner: Tokenizer,
-    end_of_text: u32,
+    pad: u32,
 }
 
 impl ClipTokenizer {
-    /// Loads `tokenizer.json` and truncates to `context_length` tokens, special tokens included.
+    /// Loads a CLIP `tokenizer.json` and truncates to `context_length` tokens, special tokens included.
     pub(crate) fn load(path: &Path, context_length: usize) -> Result<Self, EncoderError> {
+        Self::load_with(path, context_length, &CLIP_SPECIALS)
+    }
+
+    /// [`load`](Self::load) for a tokenizer whose encodings end with `specials.end`.
+    pub(crate) fn load_with(
+        path: &Path,
+        context_length: usize,
+        specials: &Specials,
+    ) -> Result<Self, EncoderError> {
         let tokenizer_error = |source| EncoderError::Tokenizer {
             path: path.to_path_buf(),
             source,
@@ -36,34 +67,36 @@ impl ClipTokenizer {
             }))
             .map_err(tokenizer_error)?;
         inner.with_padding(None);
-        let end_of_text = inner
-            .token_to_id(END_OF_TEXT)
-            .ok_or(EncoderError::MissingToken {
+        let id_of = |token: &'static str| {
+            inner.token_to_id(token).ok_or(EncoderError::MissingToken {
                 path: path.to_path_buf(),
-                token: END_OF_TEXT,
-            })?;
-        let tokenizer = Self { inner, end_of_text };
-        // A tokenizer.json without CLIP's post-processor would silently drop the pooling position.
+                token,
+            })
+        };
+        let end = id_of(specials.end)?;
+        let pad = id_of(specials.pad)?;
+        let tokenizer = Self { inner, pad };
+        // A tokenizer.json without the family's post-processor would silently drop the pooling position.
         let probe = tokenizer
             .encode(&["a"])
             .map_err(|_| EncoderError::MissingToken {
                 path: path.to_path_buf(),
-                token: END_OF_TEXT,
+                token: specials.end,
             })?;
-        if probe[0].last() != Some(&end_of_text) {
+        if probe[0].last() != Some(&end) {
             return Err(EncoderError::TokenizerLayout {
                 path: path.to_path_buf(),
-                reason:
-                    "encoding does not end with <|endoftext|>: the CLIP post-processor is missing",
+                reason: specials.missing_end,
             });
         }
         Ok(tokenizer)
     }
 
-    /// The id padding uses. Padding sits after the end token, which the causal mask hides from every
-    /// earlier position, so its value never changes an embedding; CLIP's tokenizers pad with the end token.
+    /// The id padding uses. For CLIP, padding sits after the end token, which the causal mask hides from
+    /// every earlier position, so its value never changes an embedding; CLIP's tokenizers pad with the end
+    /// token. BERT pads with `[PAD]` and masks it out.
     pub(crate) fn pad_id(&self) -> u32 {
-        self.end_of_text
+        self.pad
     }
 
     /// Token ids of each text, with start and end tokens, at most the context length, unpadded.
@@ -106,11 +139,17 @@ mod tests {
 
     #[test]
     fn ids_match_the_reference_tokenizer() {
-        let path =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/clip-tiny/expected.json");
+        assert_ids_match("clip-tiny", &fixture());
+    }
+
+    /// The ids a family's reference tokenizer gave for `fixture`'s texts, against ours.
+    fn assert_ids_match(fixture: &str, tokenizer: &ClipTokenizer) {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(fixture)
+            .join("expected.json");
         let expected: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-        let tokenizer = fixture();
         for entry in expected["texts"].as_array().unwrap() {
             let text = entry["text"].as_str().unwrap();
             let ids: Vec<u32> = entry["ids"]
@@ -119,8 +158,24 @@ mod tests {
                 .iter()
                 .map(|v| v.as_u64().unwrap() as u32)
                 .collect();
-            assert_eq!(tokenizer.encode(&[text]).unwrap()[0], ids, "{text:?}");
+            assert_eq!(
+                tokenizer.encode(&[text]).unwrap()[0],
+                ids,
+                "{fixture} {text:?}"
+            );
         }
+    }
+
+    #[test]
+    fn ids_match_open_clip_and_blip_tokenizers() {
+        // open_clip's own SimpleTokenizer, truncation included, against CLIP's tokenizer.json.
+        assert_ids_match("openclip-vit-tiny", &fixture());
+        let blip =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/blip-tiny/tokenizer.json");
+        // The fixture's BLIP text tower has 64 positions.
+        let blip = ClipTokenizer::load_with(&blip, 64, &BERT_SPECIALS).unwrap();
+        assert_ids_match("blip-tiny", &blip);
+        assert_eq!(blip.pad_id(), 0);
     }
 
     #[test]
