@@ -58,6 +58,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let dataset = args.dataset.load()?;
     let index = Index::open(&args.index)?;
     let encoder = args.model.load()?;
+    // The comparison tables name the encoder and preprocessing each row came from.
+    let info = encoder.info();
+    let encoder_json = serde_json::json!({"name": info.name, "fingerprint": info.fingerprint,
+                                          "preprocessing": info.preprocessing});
+    println!(
+        "encoder {} (fingerprint {}), preprocessing {}\n",
+        info.name, info.fingerprint, info.preprocessing
+    );
     let chosen = match args.fusion.as_str() {
         "weighted" => Fusion::Weighted { alpha: args.alpha },
         "text" => Fusion::Weighted { alpha: 1.0 },
@@ -113,6 +121,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             timings.image_forward.as_secs_f64(),
             timings.decode.as_secs_f64()
         );
+    }
+    for report in &mut reports {
+        if let Some(fields) = report.as_object_mut() {
+            fields.insert("encoder".into(), encoder_json.clone());
+        }
     }
     if let Some(path) = &args.json {
         let json = &reports;
