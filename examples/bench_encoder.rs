@@ -1,4 +1,5 @@
-//! Throughput of fiq's CLIP encoder: images/s and texts/s at several batch sizes.
+//! Throughput of fiq's encoders (any family `load_encoder` reads): images/s and texts/s at several batch
+//! sizes.
 //!
 //! ```text
 //! cargo run --release --example bench_encoder -- MODEL_DIR [--batches 16,64] [--images 128] [--texts 256] [--jpeg] [--json]
@@ -7,14 +8,17 @@
 //! A GPU run needs a build with `--features cuda`. Each line also gives the time inside the model
 //! (upload, forward pass, read-back), without the decoding and preprocessing that overlap with it.
 //! `tools/python/bench_encoder.py` runs this beside PyTorch on the same checkpoint and prints the comparison.
-//! Images are synthetic 224×224 RGB in memory (preprocessing is then a copy and a normalization), so
-//! the number is the model's; `--jpeg` adds an end-to-end run over 500×375 JPEG files (decode, resize,
+//! Images are synthetic RGB in memory at the model's input size with the family's own preprocessing (which
+//! is then a copy and a normalization), so the number is the model's; `--jpeg` adds an end-to-end run over 500×375 JPEG files (decode, resize,
 //! crop, normalize, model).
 
 use std::path::PathBuf;
 use std::time::Instant;
 
-use fiq::encoder::{ClipEncoder, ComputeDevice, Encoder, EncoderOptions, ImageSource, Precision};
+use fiq::encoder::{
+    detect_family, load_encoder, ClipEncoder, ComputeDevice, Encoder, EncoderOptions, ImageSource,
+    Precision,
+};
 use image::{DynamicImage, Rgb, RgbImage};
 
 struct Args {
@@ -136,8 +140,20 @@ fn model_seconds(encoder: &ClipEncoder) -> (f64, f64) {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = parse_args()?;
+    let (resize, normalization) = detect_family(&args.model)?.default_preprocessing();
+    let options = |batch_size| EncoderOptions {
+        batch_size,
+        device: args.device,
+        precision: args.precision,
+        resize,
+        normalization,
+        ..EncoderOptions::default()
+    };
+    let size = load_encoder(&args.model, None, &options(1))?
+        .preprocessor()
+        .size() as u32;
     let images: Vec<DynamicImage> = (0..args.images as u32)
-        .map(|i| DynamicImage::ImageRgb8(synthetic_image(i, 224, 224)))
+        .map(|i| DynamicImage::ImageRgb8(synthetic_image(i, size, size)))
         .collect();
     let texts = captions(args.texts);
     let text_refs: Vec<&str> = texts.iter().map(String::as_str).collect();
@@ -152,15 +168,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     for &batch in &args.batches {
-        let encoder = ClipEncoder::load(
-            &args.model,
-            &EncoderOptions {
-                batch_size: batch,
-                device: args.device,
-                precision: args.precision,
-                ..EncoderOptions::default()
-            },
-        )?;
+        let encoder = load_encoder(&args.model, None, &options(batch))?;
         let warmup: Vec<ImageSource<'_>> =
             images.iter().take(batch).map(ImageSource::from).collect();
         encoder.encode_images(&warmup)?;

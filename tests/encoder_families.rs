@@ -296,3 +296,48 @@ fn an_openclip_pickle_alone_names_the_conversion() {
         "{err}"
     );
 }
+
+/// The manual full-size check of BENCHMARKS.md, on a random-weight model at real shapes that
+/// `tools/clip_reference.py family-full KIND DIR` wrote with its reference embeddings:
+/// `FIQ_FULL_MODEL=DIR cargo test --release --test encoder_families -- --ignored --nocapture`.
+#[test]
+#[ignore = "manual: needs FIQ_FULL_MODEL, a directory written by tools/clip_reference.py family-full"]
+fn full_size_model_matches_its_reference() {
+    let dir = PathBuf::from(
+        std::env::var("FIQ_FULL_MODEL").expect("FIQ_FULL_MODEL names the model directory"),
+    );
+    let text = std::fs::read_to_string(dir.join("reference.json")).unwrap();
+    let expected: Expected = serde_json::from_str(&text).unwrap();
+    let family = detect_family(&dir).unwrap();
+    let (resize, normalization) = family.default_preprocessing();
+    let preset = match resize {
+        Resize::Squash => "squash-clip",
+        _ => "shortside",
+    };
+    let encoder = load_encoder(&dir, None, &options(resize, normalization)).unwrap();
+    let paths: Vec<PathBuf> = expected
+        .images
+        .iter()
+        .map(|i| reference_input(&i.file))
+        .collect();
+    let sources: Vec<ImageSource> = paths.iter().map(ImageSource::from).collect();
+    let images = encoder.encode_images(&sources).unwrap();
+    let image_diff = expected
+        .images
+        .iter()
+        .zip(images)
+        .map(|(e, v)| max_abs_diff(&v.unwrap(), &e.embeddings[preset]))
+        .fold(0f32, f32::max);
+    let texts: Vec<&str> = expected.texts.iter().map(|t| t.text.as_str()).collect();
+    let text_diff = expected
+        .texts
+        .iter()
+        .zip(encoder.encode_texts(&texts).unwrap())
+        .map(|(e, v)| max_abs_diff(&v, &e.embedding))
+        .fold(0f32, f32::max);
+    eprintln!(
+        "{}: images ({preset}) max abs diff {image_diff:.2e}, texts {text_diff:.2e}",
+        encoder.info().name
+    );
+    assert!(image_diff < 1e-4 && text_diff < 1e-4);
+}

@@ -2,29 +2,39 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
-use fiq::encoder::{ClipEncoder, ComputeDevice, EncoderOptions, Normalization, Precision, Resize};
+use anyhow::{bail, Context};
+use fiq::encoder::{
+    detect_family, load_encoder, ClipEncoder, ComputeDevice, EncoderOptions, Family, Normalization,
+    Precision, Resize,
+};
 
 /// Which model encodes, and how.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ModelArgs {
-    /// Model directory in the Hugging Face layout (config.json, model.safetensors, tokenizer.json).
+    /// Model directory: transformers CLIP (config.json, model.safetensors, tokenizer.json), OpenCLIP
+    /// (open_clip_config.json, open_clip_model.safetensors, tokenizer.json) or transformers BLIP retrieval.
     /// Default: fiq's built-in model (models/fiq-default in the repository, compiled into the binary;
-    /// $FIQ_DEFAULT_MODEL names another), a small CLIP trained only on synthetic FashionIQ garments;
-    /// pass a real CLIP checkpoint for real catalogs.
+    /// $FIQ_DEFAULT_MODEL names another), a small CLIP trained only on synthetic FashionIQ garments; pass
+    /// a real checkpoint for real catalogs.
     #[arg(long)]
     pub model: Option<PathBuf>,
+    /// Model family: `auto` (told from the directory's files), `clip`, `openclip` or `blip`.
+    #[arg(long, value_parser = ["auto", "clip", "openclip", "blip"], default_value = "auto")]
+    pub arch: String,
     /// Inputs per forward pass.
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
-    /// How images are squared: `shortside` (CLIP's resize + center crop) or `targetpad` (CLIP4Cir).
-    #[arg(long, value_parser = ["shortside", "targetpad"], default_value = "shortside")]
+    /// How images are squared: `shortside` (CLIP's resize + center crop), `targetpad` (CLIP4Cir),
+    /// `squash` (resize to the input size, aspect ignored: BLIP, the source study), or `auto`: the family's
+    /// own (squash for BLIP, shortside otherwise).
+    #[arg(long, value_parser = ["auto", "shortside", "targetpad", "squash"], default_value = "auto")]
     pub resize: String,
     /// Largest long/short side ratio `targetpad` leaves unpadded.
     #[arg(long, default_value_t = 1.25)]
     pub targetpad_ratio: f32,
-    /// Pixel statistics: `clip` or `imagenet`.
-    #[arg(long, value_parser = ["clip", "imagenet"], default_value = "clip")]
+    /// Pixel statistics: `clip`, `imagenet` (the source study's, with `--resize squash`), or `auto`: the
+    /// family's own (`clip` for all three).
+    #[arg(long, value_parser = ["auto", "clip", "imagenet"], default_value = "auto")]
     pub normalization: String,
     /// `cpu`, or `cuda:N` (needs a build with the `cuda` feature).
     #[arg(long, default_value = "cpu")]
@@ -63,6 +73,12 @@ impl ModelArgs {
     /// Loads the encoder these flags describe.
     pub fn load(&self) -> anyhow::Result<ClipEncoder> {
         let model = self.model_dir()?;
+        let family = match self.arch.as_str() {
+            "auto" => detect_family(&model)
+                .with_context(|| format!("loading model {}", model.display()))?,
+            name => name.parse::<Family>().map_err(anyhow::Error::msg)?,
+        };
+        let (default_resize, default_normalization) = family.default_preprocessing();
         let options = EncoderOptions {
             device: self
                 .device
@@ -76,16 +92,19 @@ impl ModelArgs {
                 "targetpad" => Resize::TargetPad {
                     ratio: self.targetpad_ratio,
                 },
-                _ => Resize::ShortSide,
+                "shortside" => Resize::ShortSide,
+                "squash" => Resize::Squash,
+                _ => default_resize,
             },
             normalization: match self.normalization.as_str() {
                 "imagenet" => Normalization::ImageNet,
-                _ => Normalization::Clip,
+                "clip" => Normalization::Clip,
+                _ => default_normalization,
             },
             batch_size: self.batch_size,
             progress: !self.quiet,
         };
-        ClipEncoder::load(&model, &options)
+        load_encoder(&model, Some(family), &options)
             .with_context(|| format!("loading model {}", model.display()))
     }
 }

@@ -302,11 +302,11 @@ fn synth_build_eval_end_to_end() {
     let document: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     // The report names the model and preprocessing it used, and keeps the loader's report.
-    assert!(!document["model"]["fingerprint"]
+    assert!(!document["encoder"]["fingerprint"]
         .as_str()
         .unwrap()
         .is_empty());
-    assert!(document["model"]["preprocessing"]
+    assert!(document["encoder"]["preprocessing"]
         .as_str()
         .unwrap()
         .contains("norm"));

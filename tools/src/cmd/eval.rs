@@ -51,6 +51,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     eprint!("{}", dataset.report());
     let index = Index::open(&args.index)?;
     let encoder = args.model.load()?;
+    // The tables name the encoder and preprocessing they came from.
+    let info = encoder.info();
+    println!(
+        "encoder {} (fingerprint {}), preprocessing {}\n",
+        info.name, info.fingerprint, info.preprocessing
+    );
     let chosen = args.fusion.fusion(index.dim())?;
     let mut fusions = vec![chosen];
     if args.baselines {
@@ -105,7 +111,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     if let Some(path) = &args.json {
         let json = serde_json::json!({
-            "model": encoder.info(),
+            "encoder": encoder.info(),
             "dataset": dataset.report(),
             "reports": reports,
         });
