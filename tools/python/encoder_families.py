@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_encoder import captions, fiq_side  # noqa: E402  (same captions and fiq runner as the CLIP bench)
 
 REPO = Path(__file__).resolve().parents[2]
