@@ -42,8 +42,11 @@ pub enum EncoderError {
     /// The directory's files match no model family fiq loads, or a different one than was asked for.
     #[error("cannot load {dir} as {family}: {reason}")]
     UnknownFamily {
+        /// The model directory.
         dir: PathBuf,
+        /// The family asked for (or `auto`).
         family: String,
+        /// What the directory holds instead.
         reason: String,
     },
 

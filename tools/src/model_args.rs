@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use fiq::encoder::{
     detect_family, load_encoder, ClipEncoder, ComputeDevice, EncoderOptions, Family, Normalization,
     Precision, Resize,
@@ -48,18 +48,17 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
-    /// The defaults of every flag, with `model` (for commands that take only `--model`).
+    /// The defaults of every flag, with `model` (for commands that take only `--model`); the defaults
+    /// come from the flag definitions above, so there is one place that states them.
     pub fn for_model(model: Option<PathBuf>) -> ModelArgs {
-        ModelArgs {
-            model,
-            batch_size: 32,
-            resize: "shortside".into(),
-            targetpad_ratio: 1.25,
-            normalization: "clip".into(),
-            device: "cpu".into(),
-            precision: "f32".into(),
-            quiet: false,
+        #[derive(clap::Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            args: ModelArgs,
         }
+        let mut args = <Defaults as clap::Parser>::parse_from(["fiq-index"]).args;
+        args.model = model;
+        args
     }
 
     /// The model directory: `--model`, or the built-in default model if it is present.
