@@ -115,7 +115,10 @@ impl OpenClipConfig {
                 let found = value.get(field).unwrap_or(&Value::Null);
                 let acceptable = match default {
                     None => found.is_null(),
-                    Some(json) => found.is_null() || found.to_string() == *json,
+                    Some(json) => {
+                        found.is_null()
+                            || serde_json::from_str::<Value>(json).is_ok_and(|d| d == *found)
+                    }
                 };
                 if !acceptable {
                     return Err(unsupported(

@@ -11,9 +11,9 @@
 For each model directory, fiq (examples/bench_encoder, RAYON_NUM_THREADS) and PyTorch (torch.set_num_threads)
 run one after the other with the same thread count, never together. PyTorch times its model on random pixel
 tensors of the model's input size (open_clip `encode_image`; BLIP `vision_model` + `vision_proj`) and on the
-same captions as fiq (open_clip `encode_text`, its 77-token rows cut to the batch's longest, which changes
-nothing under the causal mask and pads as fiq does; BLIP `text_encoder` + `text_proj` on rows padded to the
-longest). fiq's image numbers include its (trivial) preprocessing of in-memory images of the input size.
+same captions as fiq (open_clip `encode_text` on its 77-token rows: open_clip adds its whole position
+table, so it cannot take shorter rows, while fiq pads each batch to its longest caption; BLIP `text_encoder`
++ `text_proj` on rows padded to the longest, as fiq does). fiq's image numbers include its (trivial) preprocessing of in-memory images of the input size.
 Prints a Markdown table per model.
 """
 
@@ -44,9 +44,8 @@ def openclip_side(model_dir: Path):
     tokenizer = open_clip.tokenizer.SimpleTokenizer()
 
     def encode_texts(texts):
-        ids = tokenizer(texts)
-        longest = int((ids != 0).sum(dim=1).max())
-        return model.encode_text(ids[:, :longest])
+        # open_clip's text tower takes its whole context (77 rows, zero-padded) on every call.
+        return model.encode_text(tokenizer(texts))
 
     size = cfg["vision_cfg"]["image_size"]
     return size, model.encode_image, encode_texts
