@@ -23,14 +23,17 @@ fn main() {
 fn faiss_sys_dir() -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    // Only the target's packages: those the outer build has already downloaded, so no network is needed.
+    let target = std::env::var("TARGET").expect("cargo sets TARGET");
     let output = Command::new(cargo)
         .args([
             "metadata",
             "--format-version",
             "1",
-            "--offline",
-            "--manifest-path",
+            "--filter-platform",
+            &target,
         ])
+        .arg("--manifest-path")
         .arg(PathBuf::from(&manifest).join("Cargo.toml"))
         .output()
         .expect("running `cargo metadata` to find faiss-sys's FAISS sources");

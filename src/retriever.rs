@@ -194,6 +194,17 @@ pub enum QueryError {
     /// The reference image could not be read or decoded.
     #[error(transparent)]
     Image(#[from] ImageError),
+    /// The filter selects nothing.
+    #[error(transparent)]
+    Filter(#[from] FilterError),
+    /// The reference and text could not be fused.
+    #[error("fusing the reference and the text failed")]
+    Fusion(#[from] FusionError),
+}
+
+/// Why a filter selects nothing (the same for every query of a batch that uses it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FilterError {
     /// A category no item of the index has.
     #[error("no item of the index at {index} has category {category:?} (it has: {known})")]
     UnknownCategory {
@@ -212,9 +223,6 @@ pub enum QueryError {
         /// The index searched.
         index: PathBuf,
     },
-    /// The reference and text could not be fused.
-    #[error("fusing the reference and the text failed")]
-    Fusion(#[from] FusionError),
 }
 
 /// Errors of the retriever as a whole: an encoder that cannot serve the index, or one query's
@@ -342,12 +350,11 @@ impl Retriever {
         // One search per distinct filter, each a batch of its queries.
         let mut groups: HashMap<Option<&QueryFilter>, Vec<usize>> = HashMap::new();
         for (i, vector) in vectors.iter().enumerate() {
-            match vector {
-                Ok(_) => groups
+            if vector.is_ok() {
+                groups
                     .entry(queries[i].filter.as_ref())
                     .or_default()
-                    .push(i),
-                Err(_) => {}
+                    .push(i);
             }
         }
         let mut vectors: Vec<Option<Result<Vec<f32>, QueryError>>> =
@@ -363,24 +370,8 @@ impl Retriever {
             let allowed = match filter.map(|f| self.filter_ids(f)).transpose() {
                 Ok(allowed) => allowed,
                 Err(error) => {
-                    let message = error.to_string();
                     for &i in &members {
-                        answers[i] = Some(Err(match &error {
-                            QueryError::UnknownCategory {
-                                category,
-                                index,
-                                known,
-                            } => QueryError::UnknownCategory {
-                                category: category.clone(),
-                                index: index.clone(),
-                                known: known.clone(),
-                            },
-                            QueryError::NoFilterKeys { count, index } => QueryError::NoFilterKeys {
-                                count: *count,
-                                index: index.clone(),
-                            },
-                            _ => unreachable!("filters fail only as above: {message}"),
-                        }));
+                        answers[i] = Some(Err(QueryError::Filter(error.clone())));
                     }
                     continue;
                 }
@@ -540,20 +531,22 @@ impl Retriever {
     }
 
     /// The ids `filter` allows.
-    fn filter_ids(&self, filter: &QueryFilter) -> Result<Arc<IdSet>, QueryError> {
+    fn filter_ids(&self, filter: &QueryFilter) -> Result<Arc<IdSet>, FilterError> {
         match filter {
             QueryFilter::Category(category) => {
-                let categories = self.categories().map_err(|_| QueryError::UnknownCategory {
-                    category: category.clone(),
-                    index: self.index.path().to_owned(),
-                    known: String::new(),
-                })?;
+                let categories = self
+                    .categories()
+                    .map_err(|_| FilterError::UnknownCategory {
+                        category: category.clone(),
+                        index: self.index.path().to_owned(),
+                        known: String::new(),
+                    })?;
                 match categories.get(category) {
                     Some(ids) => Ok(Arc::new(ids.clone())),
                     None => {
                         let mut known: Vec<&str> = categories.keys().map(String::as_str).collect();
                         known.sort_unstable();
-                        Err(QueryError::UnknownCategory {
+                        Err(FilterError::UnknownCategory {
                             category: category.clone(),
                             index: self.index.path().to_owned(),
                             known: known.join(", "),
@@ -565,12 +558,12 @@ impl Retriever {
                 let (ids, _missing) = self
                     .index
                     .key_ids(keys.iter().map(String::as_str))
-                    .map_err(|_| QueryError::NoFilterKeys {
+                    .map_err(|_| FilterError::NoFilterKeys {
                         count: keys.len(),
                         index: self.index.path().to_owned(),
                     })?;
                 if ids.is_empty() {
-                    return Err(QueryError::NoFilterKeys {
+                    return Err(FilterError::NoFilterKeys {
                         count: keys.len(),
                         index: self.index.path().to_owned(),
                     });

@@ -221,7 +221,7 @@ fn query(args: QueryArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let index = Index::open(&args.index)?;
     let open_ms = started.elapsed().as_secs_f64() * 1e3;
-    anyhow::ensure!(index.len() > 0, "{} is empty", args.index.display());
+    anyhow::ensure!(!index.is_empty(), "{} is empty", args.index.display());
     let encoder: std::sync::Arc<dyn fiq::encoder::Encoder> =
         std::sync::Arc::new(args.model.load()?);
     let retriever = Retriever::new(index, encoder, fiq::fusion::Fusion::Sum)?;
