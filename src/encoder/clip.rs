@@ -23,7 +23,7 @@ use super::{
     ComputeDevice, EncodeTimings, Encoder, EncoderOptions, ImageSource, ModelInfo, Precision,
 };
 
-/// A CLIP model loaded from a Hugging Face model directory (or, built by [`super::load`], an OpenCLIP or
+/// A CLIP model loaded from a Hugging Face model directory (or, built by [`super::load_encoder`], an OpenCLIP or
 /// BLIP model: every family shares this batching and decoding).
 pub struct ClipEncoder {
     model: Box<dyn Towers>,

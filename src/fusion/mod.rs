@@ -33,7 +33,7 @@ pub enum Fusion {
         /// The text's weight.
         alpha: f32,
     },
-    /// A trained model (`fiq-index train` output, loaded with [`Combiner::load`]).
+    /// A trained model (`fiq-index train` output, loaded with [`Combiner::load_cpu`]).
     Combiner(Arc<Combiner>),
 }
 
