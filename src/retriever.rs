@@ -253,7 +253,7 @@ pub struct Retriever {
     encoder: Arc<dyn Encoder>,
     fusion: Fusion,
     /// Each category's live ids, made from the items' metadata on the first category filter.
-    categories: Mutex<Option<Arc<HashMap<String, IdSet>>>>,
+    categories: Mutex<Option<Arc<HashMap<String, Arc<IdSet>>>>>,
 }
 
 impl std::fmt::Debug for Retriever {
@@ -343,30 +343,22 @@ impl Retriever {
         k: usize,
         options: &QueryOptions,
     ) -> crate::Result<Vec<Result<Answer, QueryError>>> {
-        let vectors = self.query_vectors(queries)?;
         let mut answers: Vec<Option<Result<Answer, QueryError>>> =
             (0..queries.len()).map(|_| None).collect();
-
-        // One search per distinct filter, each a batch of its queries.
-        let mut groups: HashMap<Option<&QueryFilter>, Vec<usize>> = HashMap::new();
-        for (i, vector) in vectors.iter().enumerate() {
-            if vector.is_ok() {
-                groups
-                    .entry(queries[i].filter.as_ref())
-                    .or_default()
-                    .push(i);
-            }
-        }
-        let mut vectors: Vec<Option<Result<Vec<f32>, QueryError>>> =
-            vectors.into_iter().map(Some).collect();
-        for (i, slot) in vectors.iter_mut().enumerate() {
-            if matches!(slot, Some(Err(_))) {
-                if let Some(Err(error)) = slot.take() {
-                    answers[i] = Some(Err(error));
+        // One search per distinct filter, each a batch of its queries' vectors; a query without a
+        // vector is answered with its error right away.
+        let mut groups: HashMap<Option<&QueryFilter>, (Vec<usize>, Vec<f32>)> = HashMap::new();
+        for (i, vector) in self.query_vectors(queries)?.into_iter().enumerate() {
+            match vector {
+                Ok(vector) => {
+                    let (members, flat) = groups.entry(queries[i].filter.as_ref()).or_default();
+                    members.push(i);
+                    flat.extend_from_slice(&vector);
                 }
+                Err(error) => answers[i] = Some(Err(error)),
             }
         }
-        for (filter, members) in groups {
+        for (filter, (members, flat)) in groups {
             let allowed = match filter.map(|f| self.filter_ids(f)).transpose() {
                 Ok(allowed) => allowed,
                 Err(error) => {
@@ -376,12 +368,6 @@ impl Retriever {
                     continue;
                 }
             };
-            let mut flat = Vec::with_capacity(members.len() * self.index.dim());
-            for &i in &members {
-                if let Some(Ok(vector)) = &vectors[i] {
-                    flat.extend_from_slice(vector);
-                }
-            }
             let search_options = SearchOptions {
                 filter: allowed.as_deref(),
                 mode: options.mode,
@@ -542,7 +528,7 @@ impl Retriever {
                         known: String::new(),
                     })?;
                 match categories.get(category) {
-                    Some(ids) => Ok(Arc::new(ids.clone())),
+                    Some(ids) => Ok(Arc::clone(ids)),
                     None => {
                         let mut known: Vec<&str> = categories.keys().map(String::as_str).collect();
                         known.sort_unstable();
@@ -574,12 +560,18 @@ impl Retriever {
     }
 
     /// Every category's live ids, read from the metadata once.
-    fn categories(&self) -> crate::Result<Arc<HashMap<String, IdSet>>> {
+    fn categories(&self) -> crate::Result<Arc<HashMap<String, Arc<IdSet>>>> {
         let mut cached = self.categories.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(categories) = &*cached {
             return Ok(Arc::clone(categories));
         }
-        let categories = Arc::new(self.index.categories()?);
+        let categories: HashMap<String, Arc<IdSet>> = self
+            .index
+            .categories()?
+            .into_iter()
+            .map(|(name, ids)| (name, Arc::new(ids)))
+            .collect();
+        let categories = Arc::new(categories);
         *cached = Some(Arc::clone(&categories));
         Ok(categories)
     }

@@ -10,6 +10,7 @@
 //! query whose probed lists hold fewer than `k` allowed rows is answered by exact search instead, and
 //! [`SearchStats`] counts it: nothing reports an exact answer as an IVF one.
 
+use std::borrow::Cow;
 use std::path::Path;
 
 use fiq_index_format::Snapshot;
@@ -216,12 +217,13 @@ impl Index {
     }
 
     /// The ids a search may return: live and inside the caller's filter; `None` when that is every row.
-    fn allowed(&self, options: &SearchOptions<'_>) -> Option<IdSet> {
+    /// Borrowed unless both a filter and deletions apply: a search copies no bitmap it does not have to.
+    fn allowed<'a>(&'a self, options: &SearchOptions<'a>) -> Option<Cow<'a, IdSet>> {
         match (options.filter, self.live_set()) {
             (None, None) => None,
-            (Some(filter), None) => Some(filter.clone()),
-            (None, Some(live)) => Some(live.clone()),
-            (Some(filter), Some(live)) => Some(filter.intersection(live)),
+            (Some(filter), None) => Some(Cow::Borrowed(filter)),
+            (None, Some(live)) => Some(Cow::Borrowed(live)),
+            (Some(filter), Some(live)) => Some(Cow::Owned(filter.intersection(live))),
         }
     }
 
@@ -240,14 +242,14 @@ impl Index {
         let allowed = self.allowed(options);
         match mode {
             SearchMode::Exact => Ok((
-                self.exact(normalized, k, allowed.as_ref()),
+                self.exact(normalized, k, allowed.as_deref()),
                 SearchStats {
                     mode,
                     queries: nq,
                     exact_fallbacks: Vec::new(),
                 },
             )),
-            SearchMode::Ivf { nprobe } => self.ivf(normalized, k, nprobe, allowed.as_ref()),
+            SearchMode::Ivf { nprobe } => self.ivf(normalized, k, nprobe, allowed.as_deref()),
         }
     }
 
