@@ -64,6 +64,7 @@ fn run(args: Args) -> fiq::Result<()> {
         reference: args.reference,
         text: args.text,
         filter: args.category.map(QueryFilter::Category),
+        fusion: None,
     };
     let answer = retriever.query(&query, args.k)?;
     for (rank, hit) in answer.hits.iter().enumerate() {

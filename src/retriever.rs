@@ -96,6 +96,9 @@ pub struct Query {
     pub text: String,
     /// Restricts the results; `None`: the whole index.
     pub filter: Option<QueryFilter>,
+    /// How this query's reference and text are fused; `None`: the retriever's fusion. Lets one
+    /// retriever (a server's) answer queries that ask for different fusions in one batch.
+    pub fusion: Option<Fusion>,
 }
 
 impl Query {
@@ -127,6 +130,14 @@ impl Query {
     pub fn filter(self, filter: QueryFilter) -> Query {
         Query {
             filter: Some(filter),
+            ..self
+        }
+    }
+
+    /// This query fused with `fusion` instead of the retriever's.
+    pub fn fusion(self, fusion: Fusion) -> Query {
+        Query {
+            fusion: Some(fusion),
             ..self
         }
     }
@@ -474,9 +485,13 @@ impl Retriever {
         Ok(references
             .into_iter()
             .zip(text_vectors)
-            .map(|(reference, text)| match (reference, text) {
+            .zip(queries)
+            .map(|((reference, text), query)| match (reference, text) {
                 (Some(Err(error)), _) => Err(error),
-                (Some(Ok(image)), Some(text)) => Ok(fuse(&image, &text, &self.fusion)?),
+                (Some(Ok(image)), Some(text)) => {
+                    let fusion = query.fusion.as_ref().unwrap_or(&self.fusion);
+                    Ok(fuse(&image, &text, fusion)?)
+                }
                 (Some(Ok(image)), None) => Ok(image),
                 (None, Some(text)) => Ok(text),
                 (None, None) => Err(QueryError::Empty),

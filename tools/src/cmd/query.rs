@@ -133,6 +133,7 @@ fn single_query(args: &Args) -> anyhow::Result<Query> {
         reference,
         text: args.text.clone(),
         filter: args.category.clone().map(QueryFilter::Category),
+        fusion: None,
     })
 }
 
@@ -175,6 +176,7 @@ fn read_queries(path: &std::path::Path) -> anyhow::Result<Vec<Query>> {
             reference,
             text: parsed.text,
             filter,
+            fusion: None,
         });
     }
     if queries.is_empty() {
