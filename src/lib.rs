@@ -25,6 +25,8 @@ pub mod progress;
 pub mod retriever;
 pub mod rng;
 pub mod search;
+#[cfg(feature = "server")]
+pub mod server;
 pub mod synth;
 pub mod train;
 pub mod vector;

@@ -40,6 +40,7 @@ enum Command {
     Tune(cmd::tune::Args),
     EvalAnn(cmd::eval_ann::Args),
     Train(cmd::train::Args),
+    Serve(cmd::serve::Args),
 }
 
 fn main() {
@@ -59,6 +60,7 @@ fn main() {
         Command::Tune(args) => cmd::tune::run(args),
         Command::EvalAnn(args) => cmd::eval_ann::run(args),
         Command::Train(args) => cmd::train::run(args),
+        Command::Serve(args) => cmd::serve::run(args),
     };
     if let Err(err) = result {
         if output::is_broken_pipe(&err) {

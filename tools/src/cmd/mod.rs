@@ -9,6 +9,7 @@ pub mod import;
 pub mod info;
 pub mod query;
 pub mod search;
+pub mod serve;
 pub mod synth;
 pub mod train;
 pub mod tune;

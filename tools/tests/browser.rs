@@ -1,0 +1,165 @@
+//! The search page and the HTML evaluation report, end to end in headless Chromium: load, pick and
+//! upload a reference, search, see results, see an error; open the report, filter its failures.
+//!
+//! Chromium is the system's (Debian's `chromium`; `.ci/run` installs it), found at $FIQ_CHROMIUM,
+//! /usr/bin/chromium or /usr/bin/chromium-browser; without it these tests say so loudly and pass.
+//! With FIQ_SCREENSHOTS=DIR they save their screenshots there (the README's come from
+//! `FIQ_SCREENSHOTS=docs cargo test --workspace --test browser`).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{tiny_catalog, Served};
+use headless_chrome::protocol::cdp::Page::CaptureScreenshotFormatOption;
+use headless_chrome::{Browser, LaunchOptions, Tab};
+
+fn chromium() -> Option<PathBuf> {
+    let candidates = std::env::var_os("FIQ_CHROMIUM")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain(["/usr/bin/chromium", "/usr/bin/chromium-browser"].map(PathBuf::from));
+    for candidate in candidates {
+        if candidate.is_file() {
+            return Some(candidate);
+        }
+    }
+    None
+}
+
+/// A headless browser, or `None` (with a loud message) when Chromium is not installed.
+fn browser(test: &str) -> Option<Browser> {
+    let Some(path) = chromium() else {
+        eprintln!(
+            "\n\n*** SKIPPED {test}: no Chromium found (set FIQ_CHROMIUM, or `apt-get install chromium`; \
+             .ci/run installs it). The browser tests did NOT run. ***\n"
+        );
+        return None;
+    };
+    let options = LaunchOptions::default_builder()
+        .path(Some(path))
+        .headless(true)
+        // Containers run tests as root, where Chromium's sandbox cannot start.
+        .sandbox(false)
+        .window_size(Some((1280, 860)))
+        .idle_browser_timeout(Duration::from_secs(120))
+        .build()
+        .expect("launch options");
+    Some(Browser::new(options).expect("start Chromium"))
+}
+
+fn screenshot(tab: &Tab, name: &str) {
+    let png = tab
+        .capture_screenshot(CaptureScreenshotFormatOption::Png, None, None, true)
+        .expect("screenshot");
+    assert!(png.starts_with(b"\x89PNG"));
+    if let Some(dir) = std::env::var_os("FIQ_SCREENSHOTS") {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(name), png).unwrap();
+    }
+}
+
+/// Runs `script` in the page and returns its value as JSON.
+fn eval(tab: &Tab, script: &str) -> serde_json::Value {
+    tab.evaluate(script, false)
+        .expect("evaluate")
+        .value
+        .unwrap_or(serde_json::Value::Null)
+}
+
+fn result_keys(tab: &Arc<Tab>) -> Vec<String> {
+    tab.wait_for_elements("#results .result").expect("results");
+    // Objects come back as references, not values: pass the list as a JSON string.
+    let json = eval(
+        tab,
+        "JSON.stringify([...document.querySelectorAll('#results .result')].map(e => e.dataset.key))",
+    );
+    serde_json::from_str(json.as_str().unwrap()).unwrap()
+}
+
+#[test]
+fn search_page_in_chromium() {
+    let Some(browser) = browser("search_page_in_chromium") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    // The built-in model, so that the screenshot shows results that mean something.
+    let (data, index) = tiny_catalog(tmp.path(), 60, None);
+    let served = Served::start(&index, None, &[]);
+    let tab = browser.new_tab().unwrap();
+    tab.set_default_timeout(Duration::from_secs(30));
+    tab.navigate_to(&served.url("/")).unwrap();
+    tab.wait_until_navigated().unwrap();
+
+    // Load: the catalog grid and the controls fill in from /info and /items.
+    let items = tab.wait_for_elements("#items .item").unwrap();
+    assert_eq!(items.len(), 24, "the first page of the catalog");
+    let categories = eval(&tab, "document.querySelectorAll('#category option').length");
+    assert_eq!(categories, 4, "all + three categories");
+
+    // Pick a reference from the catalog, type a modification, search: a grid of k results with scores.
+    let first = eval(&tab, "document.querySelector('#items .item').dataset.key");
+    let first = first.as_str().unwrap().to_owned();
+    items[0].click().unwrap();
+    let label = tab.wait_for_element("#reference-label").unwrap();
+    assert_eq!(label.get_inner_text().unwrap(), first);
+    tab.find_element("#text")
+        .unwrap()
+        .type_into("is red and sleeveless")
+        .unwrap();
+    tab.find_element("#search").unwrap().click().unwrap();
+    let keys = result_keys(&tab);
+    assert_eq!(keys.len(), 12, "k = 12 results");
+    assert!(!keys.contains(&first), "the reference is hidden from its results");
+    let scores = eval(
+        &tab,
+        "[...document.querySelectorAll('#results .score')].map(e => Number(e.textContent)).join(' ')",
+    );
+    let scores: Vec<f64> = scores
+        .as_str()
+        .unwrap()
+        .split(' ')
+        .map(|s| s.parse().unwrap())
+        .collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
+    let status = tab.find_element("#status").unwrap().get_inner_text().unwrap();
+    assert!(status.contains("12 results"), "{status}");
+    screenshot(&tab, "serve-page.png");
+
+    // Upload an image file as the reference, image only: the catalog item it came from ranks first.
+    let upload_key = keys[3].clone();
+    let upload = find_image(&data, &upload_key);
+    eval(&tab, "document.querySelector('#results').replaceChildren()");
+    tab.find_element("#upload")
+        .unwrap()
+        .set_input_files(&[upload.to_str().unwrap()])
+        .unwrap();
+    let label = tab.wait_for_element("#reference-label").unwrap();
+    assert!(label.get_inner_text().unwrap().starts_with("upload:"));
+    eval(&tab, "document.querySelector('#fusion').value = 'image'");
+    eval(&tab, "document.querySelector('#exclude-reference').checked = false");
+    tab.find_element("#search").unwrap().click().unwrap();
+    let keys = result_keys(&tab);
+    assert_eq!(keys[0], upload_key, "the uploaded item's own image ranks first");
+
+    // A bad request shows the server's message, not a broken page.
+    eval(&tab, "document.querySelector('#k').value = '5000'");
+    tab.find_element("#search").unwrap().click().unwrap();
+    let error = tab.wait_for_element("#error:not([hidden])").unwrap();
+    let message = error.get_inner_text().unwrap();
+    assert!(message.contains("400") && message.contains("k = 5000"), "{message}");
+}
+
+/// The image file of catalog item `key` in the synthetic tree.
+fn find_image(data: &Path, key: &str) -> PathBuf {
+    let images = data.join("images");
+    std::fs::read_dir(&images)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_stem().and_then(|s| s.to_str()) == Some(key))
+        .unwrap_or_else(|| panic!("no image for {key} in {}", images.display()))
+}
+
