@@ -22,6 +22,7 @@ pub mod index;
 pub mod npy;
 pub mod pipeline;
 pub mod progress;
+pub mod report;
 pub mod retriever;
 pub mod rng;
 pub mod search;

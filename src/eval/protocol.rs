@@ -138,6 +138,8 @@ pub struct QueryRanking {
     pub candidate: String,
     /// The two captions joined as the query text.
     pub text: String,
+    /// The triplet's two captions, as annotated.
+    pub captions: [String; 2],
     /// The image the query should find.
     pub target: String,
     /// The results, best first (the reference removed when the options say so).
@@ -285,6 +287,7 @@ fn category_rankings(
                     category,
                     candidate: candidate.to_owned(),
                     text: text.clone(),
+                    captions: triplet.captions.clone(),
                     target: (*target).to_owned(),
                     results: Vec::new(),
                 });

@@ -11,8 +11,8 @@ use serde::Serialize;
 use super::PipelineError;
 use crate::encoder::{Encoder, ImageSource};
 use crate::eval::{
-    evaluate, evaluate_ranked, BackendError, EvalOptions, EvalReport, RankedEvaluation,
-    RetrievalBackend,
+    evaluate, evaluate_ranked, BackendError, EvalOptions, EvalReport, QueryRanking,
+    RankedEvaluation, RetrievalBackend,
 };
 use crate::fashioniq::{Category, Dataset};
 use crate::index::{IdSet, Index, SearchMode, SearchOptions};
@@ -235,6 +235,19 @@ pub fn evaluate_index(
     Ok(evaluate(dataset, &backend, options)?)
 }
 
+/// [`evaluate_index`], with every answered query's ranking (for the HTML report, say).
+pub fn evaluate_index_ranked(
+    dataset: &Dataset,
+    index: &Index,
+    encoder: &dyn Encoder,
+    options: &EvalOptions,
+) -> crate::Result<RankedEvaluation> {
+    index.check_model(encoder.info())?;
+    let galleries = CategoryGalleries::of(index, dataset)?;
+    let backend = IndexBackend::new(index, TextSource::Encoder(encoder), &galleries);
+    Ok(evaluate_ranked(dataset, &backend, options)?)
+}
+
 /// The same evaluation through the IVF index and by exact search, and how far their results agree, so
 /// that approximate search never hides a retrieval loss.
 #[derive(Debug, Clone, Serialize)]
@@ -254,6 +267,13 @@ pub struct ModeComparison {
     pub ivf_search_time: Duration,
     /// Time spent in exact searches.
     pub exact_search_time: Duration,
+    /// Every answered query's ranking through the IVF index (not in the JSON: the report is the
+    /// metrics).
+    #[serde(skip)]
+    pub ivf_rankings: Vec<QueryRanking>,
+    /// Every answered query's ranking by exact search.
+    #[serde(skip)]
+    pub exact_rankings: Vec<QueryRanking>,
 }
 
 /// How far IVF results agree with exact results over the same queries.
@@ -302,6 +322,8 @@ pub fn evaluate_index_both_ways(
         ivf_exact_fallbacks,
         ivf_search_time,
         exact_search_time: backend.take_search_time(),
+        ivf_rankings: ivf.rankings,
+        exact_rankings: exact.rankings,
     })
 }
 

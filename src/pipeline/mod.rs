@@ -1,19 +1,21 @@
 //! The workflows, as library calls: encode a catalog into an index ([`build_catalog`], [`add_images`]),
 //! import vectors ([`import_vectors`]), build the IVF index and measure and record its `nprobe`
 //! ([`build_ivf`], [`tune_and_record`]), and measure composed retrieval by the FashionIQ protocol
-//! ([`evaluate_index`], [`evaluate_index_both_ways`]). The `fiq-index` binary only parses, calls these
-//! and prints.
+//! ([`evaluate_index`], [`evaluate_index_both_ways`]) and show it as an HTML page ([`html_report`]).
+//! The `fiq-index` binary only parses, calls these and prints.
 
 mod build;
 mod eval;
 mod ivf;
+mod report;
 mod vectors;
 
 pub use build::{add_images, build_catalog, BuildOptions, BuildReport, CatalogImage, SkippedImage};
 pub use eval::{
-    evaluate_index, evaluate_index_both_ways, Agreement, CategoryGalleries, IndexBackend,
-    ModeComparison, TextSource,
+    evaluate_index, evaluate_index_both_ways, evaluate_index_ranked, Agreement, CategoryGalleries,
+    IndexBackend, ModeComparison, TextSource,
 };
+pub use report::{html_report, HtmlReportOptions, RunResults};
 pub use ivf::{
     build_ivf, measure_nprobe, query_vectors, record_nprobe, tune_and_record, TuneQueries,
     TuneTarget,

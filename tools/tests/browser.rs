@@ -163,3 +163,84 @@ fn find_image(data: &Path, key: &str) -> PathBuf {
         .unwrap_or_else(|| panic!("no image for {key} in {}", images.display()))
 }
 
+/// `eval --html`: one offline file; the metrics table, a curve per run, and the query sample with its
+/// failure filter, in Chromium.
+#[test]
+fn html_report_in_chromium() {
+    let Some(browser) = browser("html_report_in_chromium") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    // The tiny random model on a gallery of 60 per category: plenty of targets outside the top 50.
+    let model = common::tiny_model();
+    let (data, index) = tiny_catalog(tmp.path(), 300, Some(&model));
+    let report = tmp.path().join("report.html");
+    let out = common::bin()
+        .arg("eval")
+        .arg("--fashioniq")
+        .arg(&data)
+        .arg("--model")
+        .arg(&model)
+        .arg("--index")
+        .arg(&index)
+        .args(["--quiet", "--baselines", "--html"])
+        .arg(&report)
+        .args(["--html-sample", "1000"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let html = std::fs::read_to_string(&report).unwrap();
+    // Self-contained: nothing fetched from anywhere.
+    for outside in ["src=\"http", "href=\"http", "src=\"//", "<link"] {
+        assert!(!html.contains(outside), "the report must not load {outside}...");
+    }
+
+    let tab = browser.new_tab().unwrap();
+    tab.set_default_timeout(Duration::from_secs(30));
+    tab.navigate_to(&format!("file://{}", report.display()))
+        .unwrap();
+    tab.wait_until_navigated().unwrap();
+    // Three fusions, each through the IVF index and exactly: six rows, six curves.
+    let rows = eval(&tab, "document.querySelectorAll('table.metrics tbody tr').length");
+    assert_eq!(rows, 6);
+    let curves = eval(&tab, "document.querySelectorAll('svg.chart polyline').length");
+    assert_eq!(curves, 6);
+    let points = eval(
+        &tab,
+        "document.querySelector('svg.chart polyline').getAttribute('points').split(' ').length",
+    );
+    assert_eq!(points, 50, "k = 1..50");
+
+    // The sample: failures first, each with its reference, captions, results with scores and the
+    // target outlined when it is among them; the target's rank when it is not.
+    // Every query is in the sample (fewer than 1000).
+    let cards = tab.wait_for_elements("#samples .sample").unwrap().len() as u64;
+    assert!(cards > 20, "{cards} queries");
+    let first = eval(&tab, "document.querySelector('#samples .sample').dataset.miss");
+    assert_eq!(first, "true", "failures come first");
+    let thumbs = eval(&tab, "document.querySelectorAll('#samples .sample:first-child .hits .thumb').length");
+    assert_eq!(thumbs, 10);
+    let images = eval(&tab, "[...document.querySelectorAll('#samples img')].every(i => i.complete && i.naturalWidth > 0)");
+    assert_eq!(images, true, "every thumbnail is embedded and decodes");
+    let far = eval(
+        &tab,
+        "[...document.querySelectorAll('#samples .rank')].some(e => /rank (\\d+)/.test(e.textContent) && Number(e.textContent.match(/rank (\\d+)/)[1]) > 10)",
+    );
+    assert_eq!(far, true, "a target outside the top 10 shows its rank");
+    let outlined = eval(&tab, "document.querySelectorAll('#samples .hits .thumb.target').length");
+    assert!(outlined.as_u64().unwrap() > 0, "some targets are found and outlined");
+    screenshot(&tab, "eval-report.png");
+
+    // The filter: only queries whose target is not in the top 50.
+    let misses = eval(&tab, "document.querySelectorAll('#samples .sample[data-miss=true]').length");
+    let misses = misses.as_u64().unwrap();
+    assert!(misses > 0 && misses < cards, "{misses} failures among {cards}");
+    tab.find_element("#only-misses").unwrap().click().unwrap();
+    let visible = eval(&tab, "[...document.querySelectorAll('#samples .sample')].filter(e => !e.hidden).length");
+    assert_eq!(visible.as_u64().unwrap(), misses);
+    let shown = tab.find_element("#shown-count").unwrap().get_inner_text().unwrap();
+    assert_eq!(shown, format!("{misses} shown"));
+    tab.find_element("#only-misses").unwrap().click().unwrap();
+    let visible = eval(&tab, "[...document.querySelectorAll('#samples .sample')].filter(e => !e.hidden).length");
+    assert_eq!(visible.as_u64().unwrap(), cards);
+}

@@ -7,7 +7,10 @@ use fiq::encoder::Encoder;
 use fiq::eval::EvalOptions;
 use fiq::fusion::Fusion;
 use fiq::index::Index;
-use fiq::pipeline::{evaluate_index, evaluate_index_both_ways};
+use fiq::eval::{EvalReport, QueryRanking};
+use fiq::pipeline::{
+    evaluate_index_both_ways, evaluate_index_ranked, html_report, HtmlReportOptions, RunResults,
+};
 
 /// Evaluate composed retrieval on a FashionIQ split: each triplet's reference image and its two
 /// captions ("C1 and c2") form a query, searched in its category's gallery.
@@ -39,6 +42,14 @@ pub struct Args {
     /// Search exactly only, even when the index has an IVF index.
     #[arg(long)]
     exact_only: bool,
+    /// Also write an HTML report to this file: the metrics, recall@k curves for k = 1..50 of every
+    /// run, and a browsable sample of queries (failures first) with thumbnails embedded. One file,
+    /// viewable offline.
+    #[arg(long)]
+    html: Option<PathBuf>,
+    /// Queries in the HTML report's sample.
+    #[arg(long, default_value_t = 100, requires = "html")]
+    html_sample: usize,
     #[command(flatten)]
     dataset: crate::dataset_args::DatasetArgs,
     #[command(flatten)]
@@ -58,15 +69,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         info.name, info.fingerprint, info.preprocessing
     );
     let chosen = args.fusion.fusion(index.dim())?;
-    let mut fusions = vec![chosen];
+    let mut fusions = vec![(args.fusion.fusion.clone(), chosen)];
     if args.baselines {
-        fusions.push(Fusion::Weighted { alpha: 1.0 });
-        fusions.push(Fusion::Weighted { alpha: 0.0 });
+        fusions.push(("text only".into(), Fusion::Weighted { alpha: 1.0 }));
+        fusions.push(("image only".into(), Fusion::Weighted { alpha: 0.0 }));
     }
     let mut reports: Vec<serde_json::Value> = Vec::new();
-    for fusion in fusions {
+    // For the HTML report: (name, through IVF, metrics, rankings, fusion), in table order.
+    let mut runs: Vec<(String, bool, EvalReport, Vec<QueryRanking>, Fusion)> = Vec::new();
+    for (name, fusion) in fusions {
         let options = EvalOptions {
-            fusion,
+            fusion: fusion.clone(),
             exclude_reference: args.exclude_reference,
             ..EvalOptions::default()
         };
@@ -95,11 +108,56 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 both.exact_search_time.as_secs_f64()
             );
             reports.push(serde_json::to_value(&both)?);
+            if args.html.is_some() {
+                let ivf_name = format!("{name}, IVF (nprobe {})", both.nprobe);
+                runs.push((ivf_name, true, both.ivf, both.ivf_rankings, fusion.clone()));
+                let exact_name = format!("{name}, exact");
+                runs.push((exact_name, false, both.exact, both.exact_rankings, fusion));
+            }
         } else {
-            let report = evaluate_index(&dataset, &index, &encoder, &options)?;
-            println!("{report}");
-            reports.push(serde_json::from_str(&report.to_json()?)?);
+            let ranked = evaluate_index_ranked(&dataset, &index, &encoder, &options)?;
+            println!("{}", ranked.report);
+            reports.push(serde_json::from_str(&ranked.report.to_json()?)?);
+            if args.html.is_some() {
+                let run_name = format!("{name}, exact");
+                runs.push((run_name, false, ranked.report, ranked.rankings, fusion));
+            }
         }
+    }
+    if let Some(path) = &args.html {
+        let results: Vec<RunResults<'_>> = runs
+            .iter()
+            .map(|(name, ivf, report, rankings, fusion)| RunResults {
+                name,
+                ivf: *ivf,
+                report,
+                rankings,
+                fusion,
+            })
+            .collect();
+        // The sample comes from the chosen fusion's exact run: its scores are its ranking's.
+        let sample_run = runs.iter().position(|run| !run.1).unwrap_or(0);
+        let info = encoder.info();
+        let options = HtmlReportOptions {
+            title: format!("fiq evaluation: {} split", dataset.split()),
+            notes: vec![
+                format!(
+                    "encoder {} (fingerprint {}), preprocessing {}",
+                    info.name, info.fingerprint, info.preprocessing
+                ),
+                format!(
+                    "index {} ({} items); reference {} its results",
+                    args.index.display(),
+                    index.len(),
+                    if args.exclude_reference { "removed from" } else { "kept in" }
+                ),
+            ],
+            sample: args.html_sample,
+            ..HtmlReportOptions::default()
+        };
+        let html = html_report(&dataset, &index, &encoder, &results, sample_run, &options)?;
+        std::fs::write(path, html).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("wrote the HTML report {}", path.display());
     }
     if let Some(timings) = encoder.timings() {
         eprintln!(
