@@ -4,10 +4,10 @@ use std::fmt::Write;
 
 use super::{escape, ReportRun};
 
-const WIDTH: f64 = 760.0;
+const WIDTH: f64 = 860.0;
 const HEIGHT: f64 = 380.0;
 const LEFT: f64 = 56.0;
-const RIGHT: f64 = 220.0;
+const RIGHT: f64 = 300.0;
 const TOP: f64 = 16.0;
 const BOTTOM: f64 = 44.0;
 const COLORS: [&str; 8] = [
@@ -71,9 +71,19 @@ pub(super) fn recall_chart(runs: &[ReportRun]) -> String {
         HEIGHT - 8.0,
         TOP + plot_h / 2.0
     );
-    // One line per run, and its legend entry.
+    // One line per run, and its legend entry; a fusion's IVF and exact runs share a color (the name
+    // before the first comma), the IVF one dashed.
+    let mut fusions: Vec<&str> = Vec::new();
     for (i, run) in runs.iter().enumerate() {
-        let color = COLORS[i % COLORS.len()];
+        let fusion = run.name.split(',').next().unwrap_or_default();
+        let slot = match fusions.iter().position(|f| *f == fusion) {
+            Some(slot) => slot,
+            None => {
+                fusions.push(fusion);
+                fusions.len() - 1
+            }
+        };
+        let color = COLORS[slot % COLORS.len()];
         let dash = if run.ivf { " stroke-dasharray=\"6 4\"" } else { "" };
         let points: Vec<String> = run
             .curve

@@ -3,8 +3,10 @@
 //!
 //! Chromium is the system's (Debian's `chromium`; `.ci/run` installs it), found at $FIQ_CHROMIUM,
 //! /usr/bin/chromium or /usr/bin/chromium-browser; without it these tests say so loudly and pass.
-//! With FIQ_SCREENSHOTS=DIR they save their screenshots there (the README's come from
-//! `FIQ_SCREENSHOTS=docs cargo test --workspace --test browser`).
+//! With FIQ_SCREENSHOTS=DIR they save their screenshots there: the README's `docs/serve-page.png`
+//! comes from `FIQ_SCREENSHOTS=docs cargo test --workspace --test browser` (the report's screenshot
+//! there, `eval-report-tiny.png`, shows the random test model and is not kept; `docs/eval-report.png`
+//! is the 15k catalog's report, see README).
 
 mod common;
 
@@ -229,7 +231,7 @@ fn html_report_in_chromium() {
     assert_eq!(far, true, "a target outside the top 10 shows its rank");
     let outlined = eval(&tab, "document.querySelectorAll('#samples .hits .thumb.target').length");
     assert!(outlined.as_u64().unwrap() > 0, "some targets are found and outlined");
-    screenshot(&tab, "eval-report.png");
+    screenshot(&tab, "eval-report-tiny.png");
 
     // The filter: only queries whose target is not in the top 50.
     let misses = eval(&tab, "document.querySelectorAll('#samples .sample[data-miss=true]').length");
