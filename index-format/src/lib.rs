@@ -21,6 +21,7 @@
 
 mod codec;
 pub mod directory;
+mod lease;
 mod error;
 pub mod manifest;
 pub mod meta;
@@ -29,7 +30,8 @@ pub mod snapshot;
 pub mod tombstones;
 pub mod version;
 
-pub use directory::{Directory, FileBytes, MmapDirectory, RamDirectory};
+pub use directory::{Directory, FileBytes, MmapDirectory, RamDirectory, ReaderLease};
+pub use lease::{lease_file_name, lease_generation, LEASE_PREFIX};
 pub use error::{FormatError, Result};
 pub use manifest::Manifest;
 pub use meta::{ItemMeta, ModelInfo};
