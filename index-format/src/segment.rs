@@ -3,6 +3,7 @@
 //! The byte layout is drawn in SPEC.md. Opening a segment checks the header and the section table only, so
 //! it costs a page or two however many vectors the file holds; [`Segment::verify`] checks every byte.
 
+use std::sync::{Arc, OnceLock};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
 
@@ -337,6 +338,8 @@ pub struct Segment {
     count: u64,
     header_crc: u32,
     sections: [Section; SECTIONS.len()],
+    /// Whether each section's checksum matched, once a reader checked it (shared by clones).
+    checked: Arc<[OnceLock<bool>; SECTIONS.len()]>,
 }
 
 impl Segment {
@@ -463,7 +466,26 @@ impl Segment {
             count,
             header_crc,
             sections,
+            checked: Arc::new(Default::default()),
         })
+    }
+
+    /// Checks the checksums of the sections a search reads, once per opened file (clones share the
+    /// result): the keys, key order and metadata always, the vectors when `vectors` is true. Costs one
+    /// pass over those bytes the first time, an atomic load afterwards. A damaged section is then an
+    /// error naming the file and the section, not a silently different answer.
+    pub fn check_on_first_use(&self, vectors: bool) -> Result<()> {
+        for (i, kind) in SECTIONS.iter().enumerate() {
+            if *kind == SectionKind::Vectors && !vectors {
+                continue;
+            }
+            let bytes = self.section(*kind);
+            let stored = self.sections[i].crc32;
+            if !*self.checked[i].get_or_init(|| crc32fast::hash(bytes) == stored) {
+                check_crc(self.path(), format!("{} section", kind.name()), bytes, stored)?;
+            }
+        }
+        Ok(())
     }
 
     /// See [`FileBytes::expect_random_reads`]: for serving rows by id (re-ranking), not scans.

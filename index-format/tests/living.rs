@@ -190,3 +190,47 @@ fn current_generation_needs_no_full_decode_but_checks_the_magic() {
     dir.overwrite("MANIFEST", b"FIQMANIF".to_vec());
     assert!(Snapshot::current_generation(&dir).is_err());
 }
+
+#[test]
+fn sections_are_checked_on_first_use_once() {
+    let dir = RamDirectory::new();
+    let shared: Arc<dyn Directory> = Arc::new(dir.clone());
+    let mut writer =
+        SnapshotWriter::create(shared.clone(), 4, VectorType::F32, ModelInfo::default()).unwrap();
+    for i in 0..20 {
+        writer
+            .add(&format!("key{i}"), &[i as f32, 1.0, 0.0, 0.5], &meta("x"))
+            .unwrap();
+    }
+    writer.commit().unwrap();
+    drop(writer);
+    let name = dir
+        .list()
+        .unwrap()
+        .into_iter()
+        .find(|n| n.ends_with(".fiqs"))
+        .unwrap();
+    let pristine = dir.open_read(&name).unwrap().to_vec();
+    let snapshot = Snapshot::open(shared.clone()).unwrap();
+    let vectors_at = 256 + 5; // the vectors section starts right after the table (SPEC.md)
+    snapshot.segments()[0].check_on_first_use(true).unwrap();
+
+    let mut bytes = pristine.clone();
+    bytes[vectors_at] ^= 0x10;
+    dir.overwrite(&name, bytes);
+    let damaged = Snapshot::open(shared.clone()).unwrap();
+    damaged.segments()[0].check_on_first_use(false).unwrap();
+    let err = damaged.segments()[0].check_on_first_use(true).unwrap_err();
+    assert!(err.to_string().contains("vectors section"), "{err}");
+    assert!(err.to_string().contains(&name), "{err}");
+    // Remembered: the second call answers the same without a new pass.
+    assert!(damaged.segments()[0].check_on_first_use(true).is_err());
+
+    let mut bytes = pristine.clone();
+    let last = bytes.len() - 1; // metadata bytes come last
+    bytes[last] ^= 0x01;
+    dir.overwrite(&name, bytes);
+    let damaged = Snapshot::open(shared).unwrap();
+    let err = damaged.segments()[0].check_on_first_use(false).unwrap_err();
+    assert!(err.to_string().contains("checksum mismatch in meta"), "{err}");
+}
