@@ -28,7 +28,9 @@ pub fn lease_file_name(generation: u64) -> String {
 
 /// The generation a lease file name stands for, if `name` is one.
 pub fn lease_generation(name: &str) -> Option<u64> {
-    let hex = name.strip_prefix(LEASE_PREFIX)?.strip_suffix(LEASE_SUFFIX)?;
+    let hex = name
+        .strip_prefix(LEASE_PREFIX)?
+        .strip_suffix(LEASE_SUFFIX)?;
     (hex.len() == 16)
         .then(|| u64::from_str_radix(hex, 16).ok())
         .flatten()

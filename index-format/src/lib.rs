@@ -21,8 +21,8 @@
 
 mod codec;
 pub mod directory;
-mod lease;
 mod error;
+mod lease;
 pub mod manifest;
 pub mod meta;
 pub mod segment;
@@ -31,8 +31,8 @@ pub mod tombstones;
 pub mod version;
 
 pub use directory::{Directory, FileBytes, MmapDirectory, RamDirectory, ReaderLease};
-pub use lease::{lease_file_name, lease_generation, LEASE_PREFIX};
 pub use error::{FormatError, Result};
+pub use lease::{lease_file_name, lease_generation, LEASE_PREFIX};
 pub use manifest::Manifest;
 pub use meta::{ItemMeta, ModelInfo};
 pub use segment::{Segment, VectorType};

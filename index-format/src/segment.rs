@@ -3,9 +3,9 @@
 //! The byte layout is drawn in SPEC.md. Opening a segment checks the header and the section table only, so
 //! it costs a page or two however many vectors the file holds; [`Segment::verify`] checks every byte.
 
-use std::sync::{Arc, OnceLock};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
+use std::sync::{Arc, OnceLock};
 
 use half::f16;
 
@@ -482,7 +482,12 @@ impl Segment {
             let bytes = self.section(*kind);
             let stored = self.sections[i].crc32;
             if !*self.checked[i].get_or_init(|| crc32fast::hash(bytes) == stored) {
-                check_crc(self.path(), format!("{} section", kind.name()), bytes, stored)?;
+                check_crc(
+                    self.path(),
+                    format!("{} section", kind.name()),
+                    bytes,
+                    stored,
+                )?;
             }
         }
         Ok(())

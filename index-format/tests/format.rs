@@ -244,7 +244,12 @@ fn interrupted_commit_leaves_the_previous_version() {
             Some(5)
         );
         // Reader leases (the live writer holds one on its version) are not index files.
-        let files = |names: Vec<String>| names.into_iter().filter(|n| !n.starts_with("lease-")).count();
+        let files = |names: Vec<String>| {
+            names
+                .into_iter()
+                .filter(|n| !n.starts_with("lease-"))
+                .count()
+        };
         assert!(files(seg_before) >= files(dir.list().unwrap()) - 1);
     });
 }

@@ -77,7 +77,9 @@ fn compaction_keeps_exactly_the_live_rows_and_drops_ann_files() {
         for batch in 0..3 {
             for i in 0..10 {
                 let v = [i as f32 * 0.25, batch as f32, 1.0];
-                writer.add(&format!("k{batch}-{i}"), &v, &meta("x")).unwrap();
+                writer
+                    .add(&format!("k{batch}-{i}"), &v, &meta("x"))
+                    .unwrap();
             }
             writer.commit().unwrap();
         }
@@ -116,7 +118,10 @@ fn compaction_keeps_exactly_the_live_rows_and_drops_ann_files() {
         assert_eq!(after.find("k0-3").unwrap(), None);
         writer.add("k0-3", &[0.0, 0.0, 1.0], &meta("new")).unwrap();
         writer.commit().unwrap();
-        assert_eq!(Snapshot::open(dir.clone()).unwrap().find("k0-3").unwrap(), Some(26));
+        assert_eq!(
+            Snapshot::open(dir.clone()).unwrap().find("k0-3").unwrap(),
+            Some(26)
+        );
     });
 }
 
@@ -155,7 +160,10 @@ fn files_of_a_leased_version_outlive_newer_commits_until_released() {
         writer.commit().unwrap();
         let old = Snapshot::open(dir.clone()).unwrap();
         let old_files: Vec<String> = old.manifest().files().map(str::to_owned).collect();
-        assert_eq!(Snapshot::current_generation(dir.as_ref()).unwrap(), old.generation());
+        assert_eq!(
+            Snapshot::current_generation(dir.as_ref()).unwrap(),
+            old.generation()
+        );
 
         writer.add("b", &[0.0, 1.0], &meta("x")).unwrap();
         writer.commit().unwrap();
@@ -184,7 +192,10 @@ fn files_of_a_leased_version_outlive_newer_commits_until_released() {
 #[test]
 fn current_generation_needs_no_full_decode_but_checks_the_magic() {
     let dir = RamDirectory::new();
-    dir.overwrite("MANIFEST", b"NOTMANIF\x01\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\x05\0\0\0\0\0\0\0".to_vec());
+    dir.overwrite(
+        "MANIFEST",
+        b"NOTMANIF\x01\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\x05\0\0\0\0\0\0\0".to_vec(),
+    );
     let err = Snapshot::current_generation(&dir).unwrap_err();
     assert!(matches!(err, FormatError::BadMagic { .. }), "{err}");
     dir.overwrite("MANIFEST", b"FIQMANIF".to_vec());
@@ -232,5 +243,8 @@ fn sections_are_checked_on_first_use_once() {
     dir.overwrite(&name, bytes);
     let damaged = Snapshot::open(shared).unwrap();
     let err = damaged.segments()[0].check_on_first_use(false).unwrap_err();
-    assert!(err.to_string().contains("checksum mismatch in meta"), "{err}");
+    assert!(
+        err.to_string().contains("checksum mismatch in meta"),
+        "{err}"
+    );
 }

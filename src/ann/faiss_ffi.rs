@@ -115,6 +115,55 @@ impl RawIndex {
         Ok(raw)
     }
 
+    /// Reads an index written by [`RawIndex::write`] wholly into memory (lists included), so that it can
+    /// be changed: the compaction empties it ([`RawIndex::reset`]) and refills it with the same trained
+    /// centroids and codes.
+    pub(crate) fn read_whole(path: &Path) -> Result<RawIndex, AnnError> {
+        let name = c_path(path)?;
+        let mut out: *mut sys::FaissIndex = ptr::null_mut();
+        // SAFETY: `name` is NUL-terminated and outlives the call; `out` is a valid place for the result.
+        // FAISS checks every section it reads against the file.
+        let code = unsafe { sys::faiss_read_index_fname(name.as_ptr(), 0, &mut out) };
+        check(code, || format!("read {}", path.display()))?;
+        Self::own(out, || format!("read {}", path.display()))
+    }
+
+    /// Removes every vector, keeping what was trained (centroids, code parameters).
+    pub(crate) fn reset(&mut self) -> Result<(), AnnError> {
+        // SAFETY: the index pointer is valid and `&mut self` is exclusive.
+        let code = unsafe { sys::faiss_Index_reset(self.ptr.as_ptr()) };
+        check(code, || "empty the index".into())
+    }
+
+    /// For each row of `rows`, the inner product with its nearest coarse centroid (what a search's first
+    /// step computes): the measure of how well the trained centroids still fit the data.
+    pub(crate) fn nearest_centroid_scores(&self, rows: &[f32]) -> Result<Vec<f32>, AnnError> {
+        let Some(ivf) = self.as_ivf() else {
+            return Err(AnnError::Faiss {
+                operation: "nearest centroid".into(),
+                message: "not an IVF index".into(),
+            });
+        };
+        let n = rows.len() / self.dim();
+        let mut scores = vec![0.0f32; n];
+        let mut lists = vec![-1i64; n];
+        // SAFETY: the quantizer is owned by the live IVF index; searching it is a const call with `n`
+        // rows of `dim` floats into buffers of `n` slots, all outliving the call.
+        let code = unsafe {
+            let quantizer = sys::faiss_IndexIVF_quantizer(ivf.as_ptr());
+            sys::faiss_Index_search(
+                quantizer,
+                n as i64,
+                rows.as_ptr(),
+                1,
+                scores.as_mut_ptr(),
+                lists.as_mut_ptr(),
+            )
+        };
+        check(code, || format!("assign {n} rows to centroids"))?;
+        Ok(scores)
+    }
+
     /// Sets the index's own `nprobe` to `nlist`, the width of the padded assignments
     /// [`RawIndex::search_ivf`] passes; done once, before the index is shared.
     pub(crate) fn prepare_search(&mut self) {
@@ -226,7 +275,8 @@ impl RawIndex {
     }
 
     /// Searches `queries` (row-major, `dim` each) visiting `nprobe` lists per query, writing `k` scores
-    /// and ids per query; a missing result has id -1.
+    /// and ids per query; a missing result has id -1. `before_scan` sees the chosen lists (-1 = none)
+    /// before any is read, and may refuse them.
     ///
     /// Not `IndexIVF::search`: with mapped lists (`OnDiskInvertedLists`) that starts up to 32 threads per
     /// call that read every byte of every probed list before the search does, and serializes concurrent
@@ -241,6 +291,7 @@ impl RawIndex {
         nprobe: usize,
         scores: &mut [f32],
         ids: &mut [i64],
+        before_scan: &(dyn Fn(&[i64]) -> Result<(), AnnError> + Sync),
     ) -> Result<(), AnnError> {
         use rayon::prelude::*;
         let dim = self.dim();
@@ -272,6 +323,8 @@ impl RawIndex {
             )
         };
         check(code, operation)?;
+        // The caller checks the lists about to be scanned (their checksums, on first use).
+        before_scan(&lists)?;
 
         let per_task = (n.div_ceil(4 * rayon::current_num_threads()))
             .clamp(1, (MAX_PADDED_KEYS / nlist).max(1));

@@ -5,6 +5,7 @@
 //! are `fiq-index-format`'s business; this module adds normalization, the model check and search
 //! (`search.rs`: exact, or IVF through [`crate::ann`] with exact search of rows added since).
 
+mod compact;
 mod search;
 mod writer;
 
@@ -12,10 +13,11 @@ use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use compact::{CompactReport, IvfOutcome, Retrain};
 use fiq_index_format::{Directory, MmapDirectory, Segment, Snapshot};
 pub use fiq_index_format::{ItemMeta, ModelInfo, VectorType, VerifyReport};
 pub use search::StoreRows;
-pub use writer::IndexWriter;
+pub use writer::{IndexWriter, RemoveReport};
 
 pub use crate::ann::SearchMode;
 use crate::ann::{AnnIndex, AnnRecord};
@@ -150,6 +152,24 @@ impl Index {
             path,
             ann,
         })
+    }
+
+    /// Moves this reader to the index's newest committed version, if there is one; returns whether it
+    /// moved. Cheap when nothing changed: it reads the generation from the first bytes of `MANIFEST` and
+    /// compares. Never waits for a writer. Clones of this `Index` made before keep their version (and
+    /// its files, through their lease) until they are refreshed or dropped.
+    pub fn refresh(&mut self) -> crate::Result<bool> {
+        let dir = self.snapshot.directory().clone();
+        if Snapshot::current_generation(dir.as_ref())? == self.snapshot.generation() {
+            return Ok(false);
+        }
+        *self = Index::open_in(dir)?;
+        Ok(true)
+    }
+
+    /// The committed version this reader sees (its manifest's generation).
+    pub fn generation(&self) -> u64 {
+        self.snapshot.generation()
     }
 
     /// The IVF index, if one was built.
@@ -294,10 +314,31 @@ impl Index {
             Some(_) => SearchMode::IVF_DEFAULT,
             None => SearchMode::Exact,
         });
+        self.check_sections_read_by(mode)?;
         match mode {
             SearchMode::Exact => Ok(self.exact(&normalized, k, options)),
             SearchMode::Ivf { nprobe } => self.ivf(&normalized, k, nprobe, options),
         }
+    }
+
+    /// Checks, once per opened version, the checksums of the segment sections a search in `mode` reads:
+    /// keys and metadata always; vectors unless the IVF lists hold them (IVF-Flat reads from the store
+    /// only the rows added after the IVF index was built). The first search pays one pass over those
+    /// bytes; later ones an atomic load per segment.
+    fn check_sections_read_by(&self, mode: SearchMode) -> crate::Result<()> {
+        let covered = match (mode, &self.ann) {
+            (SearchMode::Ivf { .. }, Some(ann)) if ann.record().exact_codes => ann.len() as u64,
+            _ => 0,
+        };
+        for (segment, entry) in self
+            .snapshot
+            .segments()
+            .iter()
+            .zip(&self.snapshot.manifest().segments)
+        {
+            segment.check_on_first_use(entry.base_id + entry.count > covered)?;
+        }
+        Ok(())
     }
 
     /// Exact search, whatever the index holds: the ground truth.

@@ -57,6 +57,52 @@ pub struct BuildReport {
     pub index_time: Duration,
 }
 
+/// An image to encode: its key, category and file.
+pub(super) type ImageJob = (String, String, PathBuf);
+
+/// Encodes one chunk of images; an image that cannot be read or encoded gets its reason, not an error.
+pub(super) fn encode_chunk(
+    encoder: &dyn Encoder,
+    chunk: &[ImageJob],
+) -> crate::Result<Vec<Result<Vec<f32>, String>>> {
+    let sources: Vec<ImageSource<'_>> = chunk
+        .iter()
+        .map(|(_, _, path)| ImageSource::Path(path))
+        .collect();
+    Ok(encoder
+        .encode_images(&sources)?
+        .into_iter()
+        .map(|v| v.map_err(|e| e.to_string()))
+        .collect())
+}
+
+/// The metadata stored with an encoded image.
+pub(super) fn item_meta(category: &str, path: &Path) -> ItemMeta {
+    ItemMeta {
+        category: category.to_owned(),
+        source: path.display().to_string(),
+    }
+}
+
+/// Opens the index at `out` for writing, refusing it when another model built it.
+pub(super) fn open_for_model(
+    out: &Path,
+    model: &crate::index::ModelInfo,
+) -> crate::Result<IndexWriter> {
+    let writer = IndexWriter::open(out)?;
+    if writer.model().fingerprint != model.fingerprint {
+        return Err(PipelineError::ModelMismatch {
+            index: out.to_owned(),
+            index_model: writer.model().name.clone(),
+            index_fingerprint: writer.model().fingerprint.clone(),
+            model: model.name.clone(),
+            fingerprint: model.fingerprint.clone(),
+        }
+        .into());
+    }
+    Ok(writer)
+}
+
 /// Encodes every gallery image of `dataset` with `encoder` into the index at `out`, creating it if needed.
 ///
 /// Resumable: the index is committed every [`BuildOptions::commit_every`] images, and a rerun skips images
@@ -69,24 +115,13 @@ pub fn build_catalog(
 ) -> crate::Result<BuildReport> {
     let model = index_model_info(encoder.info());
     let mut writer = if out.join(fiq_index_format::manifest::MANIFEST_FILE).exists() {
-        let writer = IndexWriter::open(out)?;
-        if writer.model().fingerprint != model.fingerprint {
-            return Err(PipelineError::ModelMismatch {
-                index: out.to_owned(),
-                index_model: writer.model().name.clone(),
-                index_fingerprint: writer.model().fingerprint.clone(),
-                model: model.name,
-                fingerprint: model.fingerprint,
-            }
-            .into());
-        }
-        writer
+        open_for_model(out, &model)?
     } else {
         IndexWriter::create(out, encoder.info().embed_dim, model)?
     };
 
     let mut report = BuildReport::default();
-    let mut todo: Vec<(String, String, PathBuf)> = Vec::new();
+    let mut todo: Vec<ImageJob> = Vec::new();
     let mut listed = std::collections::HashSet::new();
     for category in dataset.categories() {
         for image in dataset.gallery(category) {
@@ -125,28 +160,20 @@ pub fn build_catalog(
     };
     for chunk in todo.chunks(options.commit_every.max(1)) {
         let started = Instant::now();
-        let sources: Vec<ImageSource<'_>> = chunk
-            .iter()
-            .map(|(_, _, path)| ImageSource::Path(path))
-            .collect();
-        let vectors = encoder.encode_images(&sources)?;
+        let vectors = encode_chunk(encoder, chunk)?;
         report.decode_and_encode_time += started.elapsed();
 
         let started = Instant::now();
         for ((name, category, path), vector) in chunk.iter().zip(vectors) {
             match vector {
                 Ok(vector) => {
-                    let meta = ItemMeta {
-                        category: category.clone(),
-                        source: path.display().to_string(),
-                    };
-                    writer.add(name, &vector, &meta)?;
+                    writer.add(name, &vector, &item_meta(category, path))?;
                     report.added += 1;
                 }
-                Err(err) => report.skipped.push(SkippedImage {
+                Err(reason) => report.skipped.push(SkippedImage {
                     name: name.clone(),
                     path: Some(path.clone()),
-                    reason: err.to_string(),
+                    reason,
                 }),
             }
         }

@@ -1,9 +1,11 @@
 //! The main job, wired end to end: encode a FashionIQ catalog into an index ([`build`]) and measure
 //! composed retrieval on it by the FashionIQ protocol ([`evaluate_index`]).
 
+mod add;
 mod build;
 mod eval;
 
+pub use add::{add_images, add_vectors, AddReport, IMAGE_EXTENSIONS};
 pub use build::{build_catalog, BuildOptions, BuildReport, SkippedImage};
 pub use eval::{
     evaluate_index, evaluate_index_both_ways, Agreement, CategoryGalleries, IndexBackend,

@@ -24,6 +24,9 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Import(cmd::import::Args),
+    Add(cmd::add::Args),
+    Remove(cmd::remove::Args),
+    Compact(cmd::compact::Args),
     Search(cmd::search::Args),
     Info(cmd::info::Args),
     Verify(cmd::verify::Args),
@@ -42,6 +45,9 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Import(args) => cmd::import::run(args),
+        Command::Add(args) => cmd::add::run(args),
+        Command::Remove(args) => cmd::remove::run(args),
+        Command::Compact(args) => cmd::compact::run(args),
         Command::Search(args) => cmd::search::run(args),
         Command::Info(args) => cmd::info::run(args),
         Command::Verify(args) => cmd::verify::run(args),

@@ -65,23 +65,7 @@ fn encode_catalog(args: &Args) -> anyhow::Result<()> {
     };
     let report = build_catalog(&dataset, &encoder, &args.out, &options)?;
     if !report.skipped.is_empty() {
-        let log = args.out.join("skipped-images.tsv");
-        let lines: String = report
-            .skipped
-            .iter()
-            .map(|s| {
-                format!(
-                    "{}\t{}\t{}\n",
-                    s.name,
-                    s.path
-                        .as_ref()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_default(),
-                    s.reason
-                )
-            })
-            .collect();
-        std::fs::write(&log, lines).with_context(|| format!("writing {}", log.display()))?;
+        let log = crate::output::write_skipped_log(&args.out, &report.skipped)?;
         eprintln!(
             "{} images skipped; see {}",
             report.skipped.len(),

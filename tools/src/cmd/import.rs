@@ -1,6 +1,5 @@
 //! `fiq-index import`: vectors from a numpy file into a new (or existing) index.
 
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -56,7 +55,7 @@ pub fn import(
 ) -> anyhow::Result<()> {
     let matrix = fiq::npy::read_matrix(vectors)?;
     let keys_path = keys;
-    let keys = read_keys(keys_path)?;
+    let keys = fiq::keys::read_keys(keys_path)?;
     if keys.len() != matrix.rows {
         bail!(
             "{} has {} rows but {} has {} keys; they must match one to one",
@@ -106,23 +105,4 @@ pub fn import(
         out.display()
     );
     Ok(())
-}
-
-fn read_keys(path: &Path) -> anyhow::Result<Vec<String>> {
-    let file = std::fs::File::open(path)
-        .with_context(|| format!("cannot open keys file {}", path.display()))?;
-    let mut keys = Vec::new();
-    for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line.with_context(|| format!("{}: line {}", path.display(), n + 1))?;
-        let key = line.trim_end_matches('\r');
-        if key.is_empty() {
-            bail!(
-                "{}: line {} is empty; every row needs a key",
-                path.display(),
-                n + 1
-            );
-        }
-        keys.push(key.to_owned());
-    }
-    Ok(keys)
 }
