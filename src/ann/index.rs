@@ -123,7 +123,7 @@ impl AnnIndex {
         file.sync_all().map_err(|e| AnnError::io(path, e))?;
         let len = file.metadata().map_err(|e| AnnError::io(path, e))?.len();
         let code_size = self.raw.code_size()?;
-        let payload = self.lists_payload(code_size);
+        let (_, payload) = self.lists_payload(code_size).unwrap_or((0, u64::MAX));
         self.record.code_size = code_size;
         self.record.lists_offset =
             len.checked_sub(payload)
@@ -145,10 +145,16 @@ impl AnnIndex {
         Ok(())
     }
 
-    /// Bytes of all inverted lists: each vector's code and its 8-byte id.
-    fn lists_payload(&self, code_size: usize) -> u64 {
-        let vectors: usize = self.raw.list_sizes().iter().sum();
-        vectors as u64 * (code_size as u64 + 8)
+    /// Vectors in all inverted lists, and their bytes (each vector's code and its 8-byte id); `None`
+    /// when the sizes FAISS read overflow (a damaged file: they are not checked by FAISS).
+    fn lists_payload(&self, code_size: usize) -> Option<(usize, u64)> {
+        let vectors = self
+            .raw
+            .list_sizes()
+            .iter()
+            .try_fold(0usize, |sum, &n| sum.checked_add(n))?;
+        let bytes = (vectors as u64).checked_mul((code_size as u64).checked_add(8)?)?;
+        Some((vectors, bytes))
     }
 
     /// Opens the FAISS file at `path` that `record` describes, `expected_len` bytes long (as the index
@@ -199,8 +205,11 @@ impl AnnIndex {
             path: Some(path.to_path_buf()),
         };
         let code_size = ann.raw.code_size()?;
-        let listed: usize = ann.raw.list_sizes().iter().sum();
-        let payload = ann.lists_payload(code_size);
+        let Some((listed, payload)) = ann.lists_payload(code_size) else {
+            return Err(corrupt(
+                "the inverted lists' sizes overflow a 64-bit count".to_owned(),
+            ));
+        };
         if code_size != ann.record.code_size
             || listed != ann.record.len
             || actual.checked_sub(payload) != Some(ann.record.lists_offset)
