@@ -470,6 +470,14 @@ impl Segment {
         })
     }
 
+    /// Uses the checksum verdicts of `earlier`, the same file opened before (the caller knows it is:
+    /// same name and header in an index whose files are immutable).
+    pub fn share_checks(&mut self, earlier: &Segment) {
+        if self.header_crc == earlier.header_crc && self.count == earlier.count {
+            self.checked = earlier.checked.clone();
+        }
+    }
+
     /// Checks the checksums of the sections a search reads, once per opened file (clones share the
     /// result): the keys, key order and metadata always, the vectors when `vectors` is true. Costs one
     /// pass over those bytes the first time, an atomic load afterwards. A damaged section is then an

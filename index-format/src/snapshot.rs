@@ -120,6 +120,22 @@ impl Snapshot {
         Ok(crate::codec::read_u64(header, MANIFEST_HEADER_LEN))
     }
 
+    /// Takes over the checksum verdicts of `earlier`'s segments that this version shares with it (same
+    /// file name, same header: files are immutable), so that a reader that refreshes does not check
+    /// unchanged files again.
+    pub fn inherit_checks(&mut self, earlier: &Snapshot) {
+        for (segment, entry) in self.segments.iter_mut().zip(&self.manifest.segments) {
+            let same = earlier
+                .manifest
+                .segments
+                .iter()
+                .position(|e| e.file == entry.file && e.header_crc == entry.header_crc);
+            if let Some(i) = same {
+                segment.share_checks(&earlier.segments[i]);
+            }
+        }
+    }
+
     /// The generation of this snapshot.
     pub fn generation(&self) -> u64 {
         self.manifest.generation

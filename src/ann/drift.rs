@@ -24,6 +24,8 @@ pub struct Drift {
     pub added_residual: Option<f64>,
     /// Rows the index was built over.
     pub built_rows: usize,
+    /// Live rows among them that the measure sampled (0 when every one was removed).
+    pub built_sampled: usize,
     /// Live rows added since.
     pub added_rows: usize,
     /// `added_residual / built_residual`; 1 when no rows were added.
@@ -46,10 +48,13 @@ impl Drift {
             let sum: f64 = fit.iter().map(|&s| 1.0 - s as f64).sum();
             Ok(Some(sum / fit.len() as f64))
         };
-        let built_residual = mean_residual(built_sample)?.unwrap_or(0.0);
+        let built = mean_residual(built_sample)?;
+        let built_residual = built.unwrap_or(0.0);
         let added_residual = mean_residual(added_sample)?;
         let ratio = match added_residual {
             None => 1.0,
+            // Every row the centroids were trained on is gone: nothing says they still fit.
+            Some(_) if built.is_none() => f64::INFINITY,
             // A perfect fit of the built rows (residual 0, e.g. nlist = rows) leaves only the added
             // rows' residual to judge by: any misfit then counts as drift.
             Some(added) if built_residual <= f64::EPSILON => {
@@ -65,6 +70,7 @@ impl Drift {
             built_residual,
             added_residual,
             built_rows: ann.len(),
+            built_sampled: built_sample.len() / ann.dim().max(1),
             added_rows,
             ratio,
         })
@@ -73,6 +79,9 @@ impl Drift {
     /// Why the IVF index should be trained again for `live_rows` rows, or `None` when its centroids
     /// still fit (then compaction refills the lists with them, without k-means).
     pub fn retrain_reason(&self, live_rows: u64) -> Option<String> {
+        if self.built_sampled == 0 && self.added_residual.is_some() {
+            return Some("no row the centroids were trained on is left".into());
+        }
         if self.ratio > RETRAIN_RATIO {
             return Some(format!(
                 "drift {:.2} > {RETRAIN_RATIO}: rows added since training fit the centroids worse",

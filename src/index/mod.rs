@@ -136,9 +136,26 @@ impl Index {
 
     /// Opens the index kept in `dir` (for example a [`fiq_index_format::RamDirectory`]).
     pub fn open_in(dir: Arc<dyn Directory>) -> crate::Result<Index> {
+        Index::open_after(dir, None)
+    }
+
+    /// Opens the current version; what it shares with `earlier` (files are immutable, so the same
+    /// name means the same bytes) is not opened or checked again: segments keep their checksum
+    /// verdicts and an unchanged IVF index is shared as it is.
+    fn open_after(dir: Arc<dyn Directory>, earlier: Option<&Index>) -> crate::Result<Index> {
         let path = dir.path_of("");
-        let snapshot = Snapshot::open(dir)?;
-        let ann = search::open_ann(&snapshot, &path)?.map(Arc::new);
+        let mut snapshot = Snapshot::open(dir)?;
+        let same_ann = earlier.filter(|e| {
+            let (old, new) = (e.snapshot.manifest(), snapshot.manifest());
+            old.ann_files == new.ann_files && old.ann_params == new.ann_params
+        });
+        if let Some(earlier) = earlier {
+            snapshot.inherit_checks(&earlier.snapshot);
+        }
+        let ann = match same_ann {
+            Some(earlier) => earlier.ann.clone(),
+            None => search::open_ann(&snapshot, &path)?.map(Arc::new),
+        };
         if ann.as_ref().is_some_and(|ann| !ann.record().exact_codes) {
             // Compressed codes are re-ranked with rows fetched by id: without this, every fetched
             // 2 KiB row drags its neighbours into memory by read-ahead.
@@ -163,7 +180,7 @@ impl Index {
         if Snapshot::current_generation(dir.as_ref())? == self.snapshot.generation() {
             return Ok(false);
         }
-        *self = Index::open_in(dir)?;
+        *self = Index::open_after(dir, Some(self))?;
         Ok(true)
     }
 
