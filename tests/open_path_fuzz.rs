@@ -66,7 +66,7 @@ fn copy(from: &Path, to: &Path) {
 }
 
 /// The search answers of an index that opened: keys of exact and every-list IVF searches.
-fn answers(index: &Index) -> fiq::Result<Vec<Vec<String>>> {
+fn answers(index: &Index) -> Result<Vec<Vec<String>>, Box<fiq::Error>> {
     let queries: Vec<f32> = (0..3 * DIM).map(|i| ((i * 7) % 5) as f32 - 2.0).collect();
     let mut out = Vec::new();
     let modes = [

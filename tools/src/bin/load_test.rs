@@ -139,7 +139,10 @@ fn main() -> anyhow::Result<()> {
                 q += 1;
                 let query = data.row(u64::MAX / 2 + q);
                 let t = Instant::now();
-                let result = index.refresh().and_then(|_| index.search(&query, 10));
+                let result = match index.refresh() {
+                    Ok(_) => index.search(&query, 10),
+                    Err(e) => Err(e),
+                };
                 local[p].latencies_us.push(t.elapsed().as_micros() as u64);
                 match result {
                     Err(_) => local[p].errors += 1,
