@@ -4,8 +4,12 @@ use serde::{Deserialize, Serialize};
 
 use super::AnnError;
 
-/// The version of [`AnnRecord`]'s JSON and of the file set it describes.
-pub const ANN_FORMAT_VERSION: u32 = 2;
+/// The version of [`AnnRecord`]'s JSON and of the file set it describes: 3 adds the checksums of the
+/// FAISS file's header section and of each inverted list.
+pub const ANN_FORMAT_VERSION: u32 = 3;
+/// The oldest record version still read: 2, without the section checksums (searches of such an index
+/// cannot tell a damaged list; `verify` can).
+pub const ANN_FORMAT_OLDEST: u32 = 2;
 
 /// How to build an IVF index.
 ///
@@ -127,6 +131,14 @@ pub struct AnnRecord {
     /// Where the inverted lists start in the FAISS file; they run to its end (set when written). Open
     /// checks it against the list sizes FAISS read before any search touches the mapped lists.
     pub lists_offset: u64,
+    /// CRC-32 of the FAISS file's bytes before the lists (headers, centroids, code parameters, list
+    /// sizes), checked at open before FAISS parses them (format 3; 0 in format 2).
+    #[serde(default)]
+    pub head_crc32: u32,
+    /// CRC-32 of each inverted list's bytes (its codes, then its ids), checked the first time a search
+    /// probes the list (format 3; empty in format 2).
+    #[serde(default)]
+    pub list_crc32: Vec<u32>,
 }
 
 /// The metric fiq's ANN indexes use.
@@ -145,10 +157,17 @@ impl AnnRecord {
             reason,
         };
         let record: AnnRecord = serde_json::from_str(json).map_err(|e| bad(e.to_string()))?;
-        if record.format != ANN_FORMAT_VERSION {
+        if !(ANN_FORMAT_OLDEST..=ANN_FORMAT_VERSION).contains(&record.format) {
             return Err(bad(format!(
-                "format version {} (this fiq reads {ANN_FORMAT_VERSION})",
+                "format version {} (this fiq reads {ANN_FORMAT_OLDEST} to {ANN_FORMAT_VERSION})",
                 record.format
+            )));
+        }
+        if record.format >= 3 && record.list_crc32.len() != record.nlist {
+            return Err(bad(format!(
+                "{} list checksums for {} lists",
+                record.list_crc32.len(),
+                record.nlist
             )));
         }
         if record.metric != METRIC_INNER_PRODUCT {
@@ -190,6 +209,8 @@ mod tests {
             faiss_simd: "generic".into(),
             code_size: 32,
             lists_offset: 9000,
+            head_crc32: 7,
+            list_crc32: vec![1; 64],
         }
     }
 

@@ -239,6 +239,7 @@ impl Index {
             Some(_) => SearchMode::IVF_DEFAULT,
             None => SearchMode::Exact,
         });
+        self.check_sections_read_by(mode)?;
         let allowed = self.allowed(options);
         match mode {
             SearchMode::Exact => Ok((

@@ -88,6 +88,25 @@ impl IndexWriter {
     /// Adds one item; returns its id. The vector is normalized; a wrong dimension, a non-finite value,
     /// a zero vector or a duplicate key is refused.
     pub fn add(&mut self, key: &str, vector: &[f32], meta: &ItemMeta) -> crate::Result<u64> {
+        self.normalize(key, vector)?;
+        Ok(self.inner.add(key, &self.scratch, meta)?)
+    }
+
+    /// Adds one item, replacing the live item with the same key if there is one (both happen at the
+    /// next commit, together); returns the new id and the replaced one. Refused like [`IndexWriter::add`],
+    /// except that a committed key is replaced; a key given twice before one commit is a duplicate.
+    pub fn upsert(
+        &mut self,
+        key: &str,
+        vector: &[f32],
+        meta: &ItemMeta,
+    ) -> crate::Result<(u64, Option<u64>)> {
+        self.normalize(key, vector)?;
+        Ok(self.inner.upsert(key, &self.scratch, meta)?)
+    }
+
+    /// Copies `vector` into the scratch row, unit-length (a wrong length is left for the format to name).
+    fn normalize(&mut self, key: &str, vector: &[f32]) -> crate::Result<()> {
         self.scratch.clear();
         self.scratch.extend_from_slice(vector);
         if vector.len() == self.dim() {
@@ -98,12 +117,28 @@ impl IndexWriter {
                 }
             })?;
         }
-        Ok(self.inner.add(key, &self.scratch, meta)?)
+        Ok(())
     }
 
     /// Deletes the committed item with `key`; returns its id.
     pub fn delete(&mut self, key: &str) -> crate::Result<u64> {
         Ok(self.inner.delete(key)?)
+    }
+
+    /// Deletes every committed item among `keys` at the next commit; keys not in the index are counted
+    /// and named in the report, not an error (removing twice, or after a crash, is harmless).
+    pub fn remove_keys(&mut self, keys: &[String]) -> crate::Result<RemoveReport> {
+        let mut report = RemoveReport::default();
+        for key in keys {
+            match self.inner.delete(key) {
+                Ok(_) => report.removed += 1,
+                Err(fiq_index_format::FormatError::UnknownKey { .. }) => {
+                    report.missing.push(key.clone())
+                }
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Ok(report)
     }
 
     /// Stores a named setting at the next commit.
@@ -169,4 +204,18 @@ impl IndexWriter {
     pub fn commit(&mut self) -> crate::Result<u64> {
         Ok(self.inner.commit()?.generation)
     }
+
+    /// The format-level writer, for the compaction (`compact.rs`).
+    pub(super) fn inner_mut(&mut self) -> &mut SnapshotWriter {
+        &mut self.inner
+    }
+}
+
+/// What [`IndexWriter::remove_keys`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RemoveReport {
+    /// Items deleted at the next commit.
+    pub removed: usize,
+    /// Keys that name no live item.
+    pub missing: Vec<String>,
 }
