@@ -209,7 +209,7 @@ fn ivf_file(dir: &std::path::Path) -> std::path::PathBuf {
                 .unwrap()
                 .to_str()
                 .unwrap()
-                .starts_with("ann-ivf-")
+                .starts_with("ann-ivf-0")
         })
         .unwrap()
 }
@@ -262,4 +262,63 @@ fn every_byte_flip_in_the_faiss_file_is_caught_by_open_or_search() {
         at_open > 0 && at_search > 0,
         "{at_open} at open, {at_search} at search"
     );
+}
+
+/// Rows added after the IVF build go into the lists of their nearest trained centroids (no k-means):
+/// the record covers every row, a probe of one list finds an added row by its own vector, the appended
+/// lists grow with each add and compaction folds them back into one built index.
+#[test]
+fn added_rows_are_filed_in_the_ivf_lists_without_retraining() {
+    let tmp = tempfile::tempdir().unwrap();
+    build(tmp.path(), 400);
+    let trained = Index::open(tmp.path()).unwrap().ann_record().unwrap().clone();
+    assert!(trained.appended.is_none());
+
+    let added = rows(60, 7, 0.0);
+    let mut writer = IndexWriter::open(tmp.path()).unwrap();
+    for (i, row) in added.iter().enumerate().take(30) {
+        writer.add(&format!("new{i}"), row, &ItemMeta::default()).unwrap();
+    }
+    writer.commit().unwrap();
+    let index = Index::open(tmp.path()).unwrap();
+    let record = index.ann_record().unwrap();
+    assert_eq!(record.len, 400, "the built lists are untouched");
+    let appended = record.appended.as_ref().expect("appended lists after an add");
+    assert_eq!((appended.first_id, appended.len), (400, 30));
+    assert_eq!(record.covered_rows() as u64, index.total_rows());
+    // The same centroids: with one probed list (the query's nearest), every added row finds itself.
+    let one_list = SearchOptions::mode(SearchMode::Ivf { nprobe: Some(1) });
+    for (i, row) in added.iter().enumerate().take(30) {
+        let hits = index.search_batch(row, 1, &one_list).unwrap();
+        assert_eq!(hits[0][0].key, format!("new{i}"));
+    }
+
+    // A second add grows the appended lists; a replaced key's old row is never found again.
+    for (i, row) in added.iter().enumerate().skip(30) {
+        writer.add(&format!("new{i}"), row, &ItemMeta::default()).unwrap();
+    }
+    writer.upsert("k5", &added[0], &ItemMeta::default()).unwrap();
+    writer.commit().unwrap();
+    drop(writer);
+    let index = Index::open(tmp.path()).unwrap();
+    let record = index.ann_record().unwrap();
+    assert_eq!(record.appended.as_ref().unwrap().len, 61, "30, then 30 more and k5 again");
+    assert_eq!(record.covered_rows() as u64, index.total_rows());
+    assert_eq!(record.list_crc32, trained.list_crc32, "the built lists are kept as they were");
+    // k5 now holds new0's vector: both are found by it, and k5 only once (its old row is deleted).
+    let hits = index.search_batch(&added[0], 3, &all_lists()).unwrap();
+    let keys: Vec<&str> = hits[0].iter().map(|h| h.key.as_str()).collect();
+    assert!(keys[..2].contains(&"k5") && keys[..2].contains(&"new0"), "{keys:?}");
+    assert_eq!(keys.iter().filter(|k| **k == "k5").count(), 1, "{keys:?}");
+    index.verify().unwrap();
+
+    // Compaction folds the appended lists into one built index over the live rows.
+    let mut writer = IndexWriter::open(tmp.path()).unwrap();
+    writer.compact(Retrain::Never, &()).unwrap();
+    drop(writer);
+    let index = Index::open(tmp.path()).unwrap();
+    let record = index.ann_record().unwrap();
+    assert!(record.appended.is_none());
+    assert_eq!(record.len as u64, index.total_rows());
+    index.verify().unwrap();
 }

@@ -305,6 +305,15 @@ impl Snapshot {
         Ok(Some(bytes))
     }
 
+    /// Checks the whole-file checksum of the ANN file registered under `name` (for a file about to be
+    /// read wholly, as the writer reads the IVF files it grows); `false` when there is no such file.
+    pub fn check_ann_file(&self, name: &str) -> Result<bool> {
+        match self.manifest.ann_files.iter().find(|a| a.name == name) {
+            Some(ann) => read_checked(self.dir.as_ref(), &ann.entry).map(|_| true),
+            None => Ok(false),
+        }
+    }
+
     /// Checks every checksum and structural rule of every file of this version.
     pub fn verify(&self) -> Result<VerifyReport> {
         let mut bytes_checked = 0;
@@ -388,6 +397,9 @@ pub enum AnnFileSource {
     /// [`SnapshotWriter::staging_path`] so that the commit moves it in with a rename instead of a copy;
     /// the commit removes it from there.
     Staged(std::path::PathBuf),
+    /// The file the current version has under the same name, kept as it is (committed files are never
+    /// rewritten, so the new manifest names the same file, length and checksum).
+    Kept,
 }
 
 /// Prefix of files staged for the next commit; the commit's garbage collection removes leftovers of a
@@ -737,6 +749,16 @@ impl SnapshotWriter {
                         self.dir.adopt(&path, &file)?;
                         FileEntry { file, len, crc32 }
                     }
+                    AnnFileSource::Kept => self
+                        .manifest
+                        .ann_files
+                        .iter()
+                        .find(|a| a.name == name)
+                        .map(|a| a.entry.clone())
+                        .ok_or_else(|| FormatError::InvalidInput {
+                            key: name.clone(),
+                            detail: "no ANN file of this name to keep in the current version".into(),
+                        })?,
                 };
                 next.ann_files.push(AnnFileEntry { name, entry });
             }

@@ -276,6 +276,17 @@ impl RawIndex {
         check(code, || format!("add {n} vectors"))
     }
 
+    /// Appends rows numbered `first_id..first_id + n` (the appended lists keep the store's row ids).
+    pub(crate) fn add_with_ids(&mut self, rows: &[f32], first_id: u64) -> Result<(), AnnError> {
+        let n = rows.len() / self.dim();
+        let ids: Vec<i64> = (0..n as u64).map(|i| (first_id + i) as i64).collect();
+        // SAFETY: `rows` holds `n * dim` floats and `ids` n ids; both outlive the call.
+        let code = unsafe {
+            sys::faiss_Index_add_with_ids(self.ptr.as_ptr(), n as i64, rows.as_ptr(), ids.as_ptr())
+        };
+        check(code, || format!("add {n} vectors from id {first_id}"))
+    }
+
     /// Searches `queries` (row-major, `dim` each) visiting `nprobe` lists per query, writing `k` scores
     /// and ids per query; a missing result has id -1. With `allowed`, a bitmap over ids (bit `id % 8` of
     /// byte `id / 8`), FAISS skips every id outside it while it scans, so a filtered search still returns

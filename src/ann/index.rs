@@ -318,9 +318,10 @@ impl AnnIndex {
                 got: source.dim(),
             });
         }
-        if source.len() != self.record.len {
+        let covers = self.record.first_id as usize + self.record.len;
+        if source.len() != covers {
             return Err(AnnError::SourceMismatch {
-                index_len: self.record.len,
+                index_len: covers,
                 source_len: source.len(),
             });
         }
@@ -364,10 +365,10 @@ impl AnnIndex {
                 if id < 0 {
                     continue; // fewer than `candidates` vectors in the probed lists
                 }
-                if id as usize >= self.record.len {
+                let ids = self.record.first_id..self.record.first_id + self.record.len as u64;
+                if !ids.contains(&(id as u64)) {
                     return Err(self.corrupt(format!(
-                        "FAISS returned id {id}, the index holds {}",
-                        self.record.len
+                        "FAISS returned id {id}, the index holds ids {ids:?}"
                     )));
                 }
                 let score = if self.record.exact_codes {
@@ -486,6 +487,8 @@ impl BuildPlan {
             lists_offset: 0,
             head_crc32: 0,
             list_crc32: Vec::new(),
+            first_id: 0,
+            appended: None,
         };
         AnnIndex {
             raw,
@@ -597,6 +600,93 @@ impl AnnIndex {
         add_all(&mut raw, source, 65_536, progress)?;
         let mut record = self.record.clone();
         record.len = raw.len();
+        record.appended = None;
+        record.code_size = 0;
+        record.lists_offset = 0;
+        record.head_crc32 = 0;
+        record.list_crc32.clear();
+        Ok(AnnIndex {
+            raw,
+            record,
+            lists: None,
+            path: None,
+        })
+    }
+
+    /// Writes this index emptied, its trained centroids and code parameters kept, to `path` (fsynced): the
+    /// file that lists for rows added later start from ([`AnnIndex::append`]), so that adding needs
+    /// neither k-means nor a read of the built lists. Consumes the index (its lists are dropped).
+    pub fn write_trained(mut self, path: &Path) -> Result<(), AnnError> {
+        self.raw.reset()?;
+        self.raw.write(path)?;
+        File::open(path)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| AnnError::io(path, e))
+    }
+
+    /// The lists for rows added after `built` was built: `start` (a file of
+    /// [`AnnIndex::write_trained`], or the appended lists so far, which `start_record` then describes)
+    /// read wholly, plus every row of `rows` (blocks of the store, in id order, continuing where `start`
+    /// ends), each filed under its nearest trained centroid and its store row id. No k-means.
+    pub fn append(
+        built: &AnnRecord,
+        start: &Path,
+        start_record: Option<&AnnRecord>,
+        rows: &[VectorBlock<'_>],
+        progress: &dyn Progress,
+    ) -> Result<AnnIndex, AnnError> {
+        check_cpu()?;
+        let mut raw = RawIndex::read_whole(start)?;
+        let first_id = built.len as u64;
+        let expected = start_record.map_or(0, |r| r.len);
+        if (raw.dim(), raw.len(), raw.nlist()) != (built.dim, expected, Some(built.nlist)) {
+            return Err(AnnError::CorruptFile {
+                path: start.to_path_buf(),
+                problem: format!(
+                    "FAISS index has dim {}, {} vectors, nlist {:?}; expected dim {}, {expected} \
+                     vectors, nlist {}",
+                    raw.dim(),
+                    raw.len(),
+                    raw.nlist(),
+                    built.dim,
+                    built.nlist
+                ),
+            });
+        }
+        let dim = built.dim;
+        let total: usize = rows.iter().map(|b| b.len(dim)).sum();
+        progress.stage("add to lists", total as u64);
+        let mut next_id = first_id + expected as u64;
+        let mut batch = Vec::new();
+        for block in rows {
+            if block.base_id() != next_id {
+                return Err(AnnError::invalid(
+                    "rows",
+                    block.base_id(),
+                    "appended rows must continue the lists' ids without a gap",
+                ));
+            }
+            let n = block.len(dim);
+            for start in (0..n).step_by(65_536) {
+                let end = (start + 65_536).min(n);
+                let slice = match block {
+                    VectorBlock::F32 { rows, .. } => &rows[start * dim..end * dim],
+                    VectorBlock::F16 { rows, .. } => {
+                        batch.clear();
+                        batch.extend(rows[start * dim..end * dim].iter().map(|v| v.to_f32()));
+                        &batch[..]
+                    }
+                };
+                raw.add_with_ids(slice, next_id + start as u64)?;
+                progress.advance((end - start) as u64);
+            }
+            next_id += n as u64;
+        }
+        progress.finish_stage();
+        let mut record = built.clone();
+        record.first_id = first_id;
+        record.len = raw.len();
+        record.appended = None;
         record.code_size = 0;
         record.lists_offset = 0;
         record.head_crc32 = 0;

@@ -2,9 +2,9 @@
 //! refilling its lists with the trained centroids, or training new ones when the data has drifted
 //! (see [`crate::ann::Drift`]). One commit: a crash leaves the previous version or the compacted one.
 
-use fiq_index_format::{AnnFileSource, Segment};
+use fiq_index_format::Segment;
 
-use super::search::IVF_FILE;
+use super::ivf_files;
 use super::{Index, IndexWriter};
 use crate::ann::{AnnIndex, AnnParams, Drift, Progress, VectorSource};
 use crate::search::VectorBlock;
@@ -164,7 +164,7 @@ impl IndexWriter {
                 ),
             });
         }
-        let (mut ann, outcome) = match retrain {
+        let (ann, outcome) = match retrain {
             Some(reason) => {
                 let params = AnnParams::with_factory(record.factory.clone())
                     .with_seed(record.seed)
@@ -177,14 +177,7 @@ impl IndexWriter {
             }
             None => (old.refill(rows, progress)?, IvfOutcome::Refilled),
         };
-        let staged = self.inner_mut().staging_path(IVF_FILE).unwrap_or_else(|| {
-            std::env::temp_dir().join(format!("fiq-ivf-{}.faiss", std::process::id()))
-        });
-        ann.write_file(&staged)?;
-        self.inner_mut().set_ann(
-            vec![(IVF_FILE.to_owned(), AnnFileSource::Staged(staged))],
-            ann.record().to_json(),
-        );
+        ivf_files::stage_built(self.inner_mut(), ann)?;
         Ok(outcome)
     }
 }

@@ -6,6 +6,7 @@
 //! (`search.rs`: exact, or IVF through [`crate::ann`] with exact search of rows added since).
 
 mod compact;
+mod ivf_files;
 mod search;
 mod writer;
 
@@ -108,6 +109,8 @@ pub struct Index {
     /// The file involved.
     path: PathBuf,
     ann: Option<Arc<AnnIndex>>,
+    /// The lists of rows added since the IVF index was built (`ivf_files.rs`).
+    appended: Option<Arc<AnnIndex>>,
     /// The live ids, made on first need when some rows are deleted (`None` inside: nothing deleted).
     live: Arc<OnceLock<Option<IdSet>>>,
 }
@@ -147,9 +150,15 @@ impl Index {
         if let Some(earlier) = earlier {
             snapshot.inherit_checks(&earlier.snapshot);
         }
-        let ann = match same_ann {
-            Some(earlier) => earlier.ann.clone(),
-            None => search::open_ann(&snapshot, &path)?.map(Arc::new),
+        let (ann, appended) = match same_ann {
+            Some(earlier) => (earlier.ann.clone(), earlier.appended.clone()),
+            None => match ivf_files::open(&snapshot, &path)? {
+                Some(files) => (
+                    Some(Arc::new(files.built)),
+                    files.appended.map(Arc::new),
+                ),
+                None => (None, None),
+            },
         };
         if ann.as_ref().is_some_and(|ann| !ann.record().exact_codes) {
             // Compressed codes are re-ranked with rows fetched by id: without this, every fetched
@@ -163,6 +172,7 @@ impl Index {
             snapshot: Arc::new(snapshot),
             path,
             ann,
+            appended,
             live: Arc::default(),
         })
     }
@@ -188,6 +198,11 @@ impl Index {
     /// The IVF index, if one was built.
     pub fn ann(&self) -> Option<&AnnIndex> {
         self.ann.as_deref()
+    }
+
+    /// The IVF lists of rows added since the IVF index was built, if any (they share its centroids).
+    pub(crate) fn appended(&self) -> Option<&AnnIndex> {
+        self.appended.as_deref()
     }
 
     /// What the IVF index is (factory, nlist, default nprobe, ...), if there is one.
@@ -333,7 +348,9 @@ impl Index {
     /// bytes; later ones an atomic load per segment.
     fn check_sections_read_by(&self, mode: SearchMode) -> crate::Result<()> {
         let covered = match (mode, &self.ann) {
-            (SearchMode::Ivf { .. }, Some(ann)) if ann.record().exact_codes => ann.len() as u64,
+            (SearchMode::Ivf { .. }, Some(ann)) if ann.record().exact_codes => {
+                ann.record().covered_rows() as u64
+            }
             _ => 0,
         };
         for (segment, entry) in self

@@ -4,10 +4,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use fiq_index_format::{
-    AnnFileSource, Directory, ItemMeta, MmapDirectory, ModelInfo, SnapshotWriter, VectorType,
+    Directory, ItemMeta, MmapDirectory, ModelInfo, SnapshotWriter, VectorType,
 };
 
-use super::search::{StoreRows, IVF_FILE};
+use super::ivf_files;
+use super::search::StoreRows;
 use super::Index;
 use crate::ann::{AnnIndex, AnnParams, AnnRecord, Progress};
 
@@ -176,17 +177,10 @@ impl IndexWriter {
     ) -> crate::Result<AnnRecord> {
         let committed = Index::open_in(self.inner.directory().clone())?;
         let source = StoreRows::new(&committed, committed.total_rows() as usize)?;
-        let mut ann = AnnIndex::build(&source, params, progress)?;
-        let staged = self.inner.staging_path(IVF_FILE).unwrap_or_else(|| {
-            std::env::temp_dir().join(format!("fiq-ivf-{}.faiss", std::process::id()))
-        });
-        ann.write_file(&staged)?;
-        let record = ann.record().clone();
-        self.inner.set_ann(
-            vec![(IVF_FILE.to_owned(), AnnFileSource::Staged(staged))],
-            record.to_json(),
-        );
-        Ok(record)
+        let ann = AnnIndex::build(&source, params, progress)?;
+        drop(source);
+        drop(committed);
+        ivf_files::stage_built(&mut self.inner, ann)
     }
 
     /// Records new IVF parameters (a tuned default `nprobe`) at the next commit, without touching the
@@ -201,8 +195,21 @@ impl IndexWriter {
     }
 
     /// Makes all changes durable and visible as one new version; returns its generation.
+    ///
+    /// When the index has an IVF index and the commit added rows, a second commit follows that files
+    /// those rows in the IVF lists of their nearest trained centroids (no k-means; see `ivf_files.rs`),
+    /// so searches stay IVF. A crash between the two leaves the first version, whole, whose added rows
+    /// are searched exactly; the next commit files them. An error from the filing (a damaged IVF file,
+    /// named) comes after the first commit: the rows are then committed and searched exactly.
     pub fn commit(&mut self) -> crate::Result<u64> {
-        Ok(self.inner.commit()?.generation)
+        let generation = self.inner.commit()?.generation;
+        let committed = Index::open_in(self.inner.directory().clone())?;
+        let filed = ivf_files::stage_appended(&mut self.inner, &committed, &())?;
+        drop(committed); // its lease would keep the replaced appended lists past the commit
+        match filed {
+            0 => Ok(generation),
+            _ => Ok(self.inner.commit()?.generation),
+        }
     }
 
     /// The format-level writer, for the compaction (`compact.rs`).

@@ -426,7 +426,27 @@ struct DamageTally {
     caught_at_open: usize,
     caught_by_verify: usize,
     caught_by_search: usize,
+    /// Damage to the trained IVF template, which searches never read: caught by verify and refused
+    /// by the next add (which reads it), searches unchanged.
+    template_caught_by_verify_and_next_add: usize,
     unread_bytes_results_unchanged: usize,
+}
+
+/// Replaces row 0 of the index at `dir` with itself and commits: an add, which files the row in the
+/// IVF lists (reading the trained template).
+fn add_one_row(dir: &Path) -> anyhow::Result<()> {
+    let index = Index::open(dir)?;
+    let key = index.key(0)?.to_owned();
+    let vector = index
+        .vector(0)
+        .ok_or_else(|| anyhow::anyhow!("row 0 of {} has no vector", dir.display()))?
+        .into_owned();
+    let meta = index.meta(0)?;
+    drop(index);
+    let mut writer = fiq::index::IndexWriter::open(dir)?;
+    writer.upsert(&key, &vector, &meta)?;
+    writer.commit()?;
+    Ok(())
 }
 
 /// Damages copies of `pristine` and checks that each damage is caught by open, by verify and by
@@ -506,6 +526,22 @@ fn damage_drill(
                 tally.caught_by_search += 1;
             }
             (Ok(_), Ok(found)) if found == reference => tally.unread_bytes_results_unchanged += 1,
+            (Err(v), Ok(found)) if found == reference && file.contains("ivf-trained") => {
+                drop(index);
+                let v = anyhow::Error::from(v);
+                let added = add_one_row(&victim);
+                match added {
+                    Err(a) if names_file(&v) && names_file(&a) => {
+                        tally.caught_by_verify += 1;
+                        tally.template_caught_by_verify_and_next_add += 1;
+                    }
+                    other => bail!(
+                        "{}: verify {v:#}, search unchanged, the next add {:?}",
+                        context(),
+                        other.map_err(|e| format!("{e:#}"))
+                    ),
+                }
+            }
             (v, s) => {
                 bail!(
                     "{}: verify {:?}, search {}",
