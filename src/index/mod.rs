@@ -3,7 +3,8 @@
 //! [`Index`] is a read-only view of one committed version (cheap to clone, safe to share between
 //! threads); [`IndexWriter`] appends, deletes, builds the IVF index and commits new versions. The bytes
 //! are `fiq-index-format`'s business; this module adds normalization, the model check and search
-//! (`search.rs`: exact, or IVF through [`crate::ann`] with exact search of rows added since).
+//! (`search.rs`: exact, or IVF through [`crate::ann`]: the built lists and those of rows added since,
+//! `ivf_files.rs`).
 
 mod compact;
 mod ivf_files;
