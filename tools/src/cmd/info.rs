@@ -45,6 +45,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "segments": segments,
         "ann_files": manifest.ann_files.iter().map(|a| serde_json::json!({"name": a.name, "bytes": a.entry.len})).collect::<Vec<_>>(),
         "ann_params": manifest.ann_params,
+        "ivf_rows": index.ann_record().map(|r| serde_json::json!({
+            "built": r.len,
+            "appended": r.appended.as_ref().map_or(0, |a| a.len),
+            "searched_exactly": index.total_rows() - r.covered_rows() as u64,
+        })),
         "ivf_drift": drift_json,
         "settings": manifest.settings,
     });
@@ -76,10 +81,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 s.file_len
             );
         }
-        if manifest.ann_files.is_empty() {
-            println!("ann        none (exact search)");
-        } else {
-            println!("ann        {}", manifest.ann_params);
+        match index.ann_record() {
+            None => println!("ann        none (exact search)"),
+            Some(r) => println!(
+                "ann        {} ({} lists, default nprobe {}): {} rows in the built lists, {} in the \
+                 appended lists, {} not yet filed (searched exactly)",
+                r.factory,
+                r.nlist,
+                r.nprobe,
+                r.len,
+                r.appended.as_ref().map_or(0, |a| a.len),
+                index.total_rows() - r.covered_rows() as u64
+            ),
         }
         if let Some(d) = &drift {
             let verdict = d
