@@ -21,24 +21,21 @@ use fiq_index_format::manifest::{Manifest, MANIFEST_FILE};
 const DIM: usize = 8;
 const NLIST: usize = 4;
 
-struct Rng(u64);
+/// fiq's one generator, drawing `u64`s below a bound (the forged fields are `u64`s).
+struct Rng(fiq::rng::SplitMix64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+    fn new(seed: u64) -> Rng {
+        Rng(fiq::rng::SplitMix64::new(seed))
     }
     fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+        self.0.below(n.max(1) as usize) as u64
     }
 }
 
 fn build(dir: &Path, factory: &str) {
     let mut writer = IndexWriter::create(dir, DIM, ModelInfo::default()).unwrap();
-    let mut rng = Rng(1);
+    let mut rng = Rng::new(1);
     for i in 0..200 {
         let row: Vec<f32> = (0..DIM)
             .map(|_| (rng.below(1000) as f32 / 1000.0) - 0.5)
@@ -126,7 +123,7 @@ fn fuzz(factory: &str, iterations: usize, seed: u64) {
     let faiss = std::fs::read(pristine.join(&faiss_name)).unwrap();
     let record = AnnRecord::from_json(&manifest.ann_params).unwrap();
     let victim: PathBuf = tmp.path().join("victim");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let (mut refused, mut same) = (0, 0);
     for i in 0..iterations {
         copy(&pristine, &victim);

@@ -552,26 +552,58 @@ fn add_all(
     batch_rows: usize,
     progress: &dyn Progress,
 ) -> Result<(), AnnError> {
-    let (dim, len) = (source.dim(), source.len());
-    progress.stage("add", len as u64);
-    let mut batch = Vec::new();
-    for block in source.blocks() {
-        let n = block.len(dim);
-        for start in (0..n).step_by(batch_rows.max(1)) {
-            let end = (start + batch_rows.max(1)).min(n);
-            match block {
-                VectorBlock::F32 { rows, .. } => index.add(&rows[start * dim..end * dim])?,
-                VectorBlock::F16 { rows, .. } => {
-                    batch.clear();
-                    batch.extend(rows[start * dim..end * dim].iter().map(|v| v.to_f32()));
-                    index.add(&batch)?;
-                }
-            }
-            progress.advance((end - start) as u64);
-        }
-    }
+    progress.stage("add", source.len() as u64);
+    for_each_batch(&source.blocks(), source.dim(), batch_rows, |rows, _| {
+        index.add(rows)?;
+        progress.advance((rows.len() / source.dim()) as u64);
+        Ok(())
+    })?;
     progress.finish_stage();
     Ok(())
+}
+
+/// Calls `add` with the rows of `blocks` in id order, at most `batch_rows` at a time, as f32 (f16 rows
+/// converted), with the id of each batch's first row.
+fn for_each_batch(
+    blocks: &[VectorBlock<'_>],
+    dim: usize,
+    batch_rows: usize,
+    mut add: impl FnMut(&[f32], u64) -> Result<(), AnnError>,
+) -> Result<(), AnnError> {
+    let batch_rows = batch_rows.max(1);
+    let mut converted = Vec::new();
+    for block in blocks {
+        let n = block.len(dim);
+        for start in (0..n).step_by(batch_rows) {
+            let end = (start + batch_rows).min(n);
+            let rows = match block {
+                VectorBlock::F32 { rows, .. } => &rows[start * dim..end * dim],
+                VectorBlock::F16 { rows, .. } => {
+                    converted.clear();
+                    converted.extend(rows[start * dim..end * dim].iter().map(|v| v.to_f32()));
+                    &converted[..]
+                }
+            };
+            add(rows, block.base_id() + start as u64)?;
+        }
+    }
+    Ok(())
+}
+
+/// `raw` with `record` as the record of an index not yet written: the fields [`AnnIndex::write_file`]
+/// sets are cleared, and `len` is what `raw` holds.
+fn unwritten(raw: RawIndex, mut record: AnnRecord) -> AnnIndex {
+    record.len = raw.len();
+    record.code_size = 0;
+    record.lists_offset = 0;
+    record.head_crc32 = 0;
+    record.list_crc32.clear();
+    AnnIndex {
+        raw,
+        record,
+        lists: None,
+        path: None,
+    }
 }
 
 impl AnnIndex {
@@ -599,18 +631,8 @@ impl AnnIndex {
         raw.reset()?;
         add_all(&mut raw, source, 65_536, progress)?;
         let mut record = self.record.clone();
-        record.len = raw.len();
         record.appended = None;
-        record.code_size = 0;
-        record.lists_offset = 0;
-        record.head_crc32 = 0;
-        record.list_crc32.clear();
-        Ok(AnnIndex {
-            raw,
-            record,
-            lists: None,
-            path: None,
-        })
+        Ok(unwritten(raw, record))
     }
 
     /// Writes this index emptied, its trained centroids and code parameters kept, to `path` (fsynced): the
@@ -655,48 +677,26 @@ impl AnnIndex {
         }
         let dim = built.dim;
         let total: usize = rows.iter().map(|b| b.len(dim)).sum();
-        progress.stage("add to lists", total as u64);
         let mut next_id = first_id + expected as u64;
-        let mut batch = Vec::new();
-        for block in rows {
-            if block.base_id() != next_id {
+        progress.stage("add to lists", total as u64);
+        for_each_batch(rows, dim, 65_536, |batch, id| {
+            if id != next_id {
                 return Err(AnnError::invalid(
                     "rows",
-                    block.base_id(),
+                    id,
                     "appended rows must continue the lists' ids without a gap",
                 ));
             }
-            let n = block.len(dim);
-            for start in (0..n).step_by(65_536) {
-                let end = (start + 65_536).min(n);
-                let slice = match block {
-                    VectorBlock::F32 { rows, .. } => &rows[start * dim..end * dim],
-                    VectorBlock::F16 { rows, .. } => {
-                        batch.clear();
-                        batch.extend(rows[start * dim..end * dim].iter().map(|v| v.to_f32()));
-                        &batch[..]
-                    }
-                };
-                raw.add_with_ids(slice, next_id + start as u64)?;
-                progress.advance((end - start) as u64);
-            }
-            next_id += n as u64;
-        }
+            raw.add_with_ids(batch, id)?;
+            next_id += (batch.len() / dim) as u64;
+            progress.advance((batch.len() / dim) as u64);
+            Ok(())
+        })?;
         progress.finish_stage();
         let mut record = built.clone();
         record.first_id = first_id;
-        record.len = raw.len();
         record.appended = None;
-        record.code_size = 0;
-        record.lists_offset = 0;
-        record.head_crc32 = 0;
-        record.list_crc32.clear();
-        Ok(AnnIndex {
-            raw,
-            record,
-            lists: None,
-            path: None,
-        })
+        Ok(unwritten(raw, record))
     }
 
     /// For each row of `rows` (row-major, normalized), the inner product with its nearest centroid: 1

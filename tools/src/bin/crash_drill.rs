@@ -45,24 +45,8 @@ const DIM: usize = 32;
 const NLIST: usize = 16;
 const OPS: [&str; 4] = ["build", "add", "remove", "compact"];
 
-/// SplitMix64: reproducible kill moments from `--seed`.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.unit() * n as f64) as usize % n.max(1)
-    }
-}
+/// Reproducible kill moments and damages from `--seed` (fiq's one generator).
+use fiq::rng::SplitMix64 as Rng;
 
 /// One row as a reader sees it: key, a hash of its vector's bits, metadata, deleted flag.
 type Row = (String, u64, String, bool);
@@ -108,8 +92,8 @@ fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
 }
 
 fn write_npy(path: &Path, rows: usize, seed: u64) -> anyhow::Result<()> {
-    let mut rng = Rng(seed);
-    let data: Vec<f32> = (0..rows * DIM).map(|_| rng.unit() as f32 - 0.5).collect();
+    let mut rng = Rng::new(seed);
+    let data: Vec<f32> = (0..rows * DIM).map(|_| rng.uniform(-0.5, 0.5)).collect();
     fiq::npy::write_matrix(path, DIM, &data)?;
     Ok(())
 }
@@ -276,7 +260,7 @@ fn main() -> anyhow::Result<()> {
     };
     let (_compacted, compact_ms) = drill.reference(&compact)?;
 
-    let mut rng = Rng(args.seed);
+    let mut rng = Rng::new(args.seed);
     let ops = [
         (&build, build_ms),
         (&add, add_ms),
@@ -308,7 +292,7 @@ fn main() -> anyhow::Result<()> {
         let (op, full) = ops[which];
         drill.reset(op, &index)?;
         // Up to 1.2x the full run: some kills land after the command finished, which must be kept.
-        let delay = full.mul_f64(rng.unit() * 1.2);
+        let delay = full.mul_f64(rng.unit_f64() * 1.2);
         let mut child = drill.command(op, &index).spawn()?;
         std::thread::sleep(delay);
         let finished = matches!(child.try_wait()?, Some(status) if status.success());
@@ -394,8 +378,8 @@ fn search_everything(index: &Index) -> anyhow::Result<Vec<Vec<String>>> {
     if index.is_empty() {
         return Ok(Vec::new());
     }
-    let mut rng = Rng(5);
-    let queries: Vec<f32> = (0..4 * DIM).map(|_| rng.unit() as f32 - 0.5).collect();
+    let mut rng = Rng::new(5);
+    let queries: Vec<f32> = (0..4 * DIM).map(|_| rng.uniform(-0.5, 0.5)).collect();
     let mut modes = vec![SearchMode::Exact];
     if let Some(record) = index.ann_record() {
         modes.push(SearchMode::Ivf {

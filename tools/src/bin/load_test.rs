@@ -50,20 +50,7 @@ struct Args {
     recall_queries: usize,
 }
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn unit(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-    }
-}
+use fiq::rng::SplitMix64 as Rng;
 
 /// Clustered rows: 1024 centers plus wide noise, so that IVF has structure to find and still misses
 /// some true neighbors at a small `nprobe` (recall well below 1 says the measurement can see a loss).
@@ -74,10 +61,10 @@ struct Data {
 
 impl Data {
     fn row(&self, i: u64) -> Vec<f32> {
-        let mut rng = Rng(i.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ 0xA5A5);
-        let center = &self.centers[(rng.next() % self.centers.len() as u64) as usize];
+        let mut rng = Rng::new(i.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ 0xA5A5);
+        let center = &self.centers[rng.below(self.centers.len())];
         (0..self.dim)
-            .map(|c| center[c] + 0.35 * rng.unit())
+            .map(|c| center[c] + 0.35 * rng.uniform(-0.5, 0.5))
             .collect()
     }
 }
@@ -93,11 +80,11 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("index");
-    let mut rng = Rng(3);
+    let mut rng = Rng::new(3);
     let data = Arc::new(Data {
         dim: args.dim,
         centers: (0..1024)
-            .map(|_| (0..args.dim).map(|_| rng.unit()).collect())
+            .map(|_| (0..args.dim).map(|_| rng.uniform(-0.5, 0.5)).collect())
             .collect(),
     });
 
