@@ -10,6 +10,9 @@ pub enum Error {
     /// Using an index: a query of the wrong shape or from another model.
     #[error(transparent)]
     Index(#[from] crate::index::IndexError),
+    /// A keys file: unreadable, not UTF-8, an empty line or a duplicate key.
+    #[error(transparent)]
+    Keys(#[from] crate::keys::KeysError),
     /// Reading or writing `.npy` files.
     #[error(transparent)]
     Npy(#[from] crate::npy::NpyError),

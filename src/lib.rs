@@ -19,6 +19,7 @@ pub mod eval;
 pub mod fashioniq;
 pub mod fusion;
 pub mod index;
+pub mod keys;
 pub mod npy;
 pub mod pipeline;
 pub mod progress;

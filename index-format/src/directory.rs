@@ -132,8 +132,14 @@ pub trait Directory: Send + Sync + fmt::Debug {
     fn delete(&self, name: &str) -> Result<()>;
     /// The names of all files.
     fn list(&self) -> Result<Vec<String>>;
-    /// Takes the single-writer lock of this index; it is released when the guard drops.
+    /// Takes the single-writer lock of this index; it is released when the guard drops. A second
+    /// writer gets [`FormatError::WriterBusy`] at once (it never waits).
     fn lock_writer(&self) -> Result<WriterLock>;
+    /// Declares that a reader uses the files of `generation` until the lease drops (SPEC.md, "Readers,
+    /// leases and garbage collection"). Never waits for the writer.
+    fn lease(&self, generation: u64) -> Result<ReaderLease>;
+    /// The generations some reader (in any process) holds a lease on; the writer keeps their files.
+    fn leased_generations(&self) -> Result<Vec<u64>>;
     /// The path a file has, for messages.
     fn path_of(&self, name: &str) -> PathBuf;
     /// The path of `name` on the local file system when this directory lives there, so that libraries
@@ -164,6 +170,21 @@ impl fmt::Debug for WriterLock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("WriterLock")
     }
+}
+
+/// Proof that a reader uses the files of one generation; the writer keeps them until it drops.
+pub struct ReaderLease {
+    _release: Box<dyn Send + Sync>,
+}
+
+impl fmt::Debug for ReaderLease {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ReaderLease")
+    }
+}
+
+fn writer_busy(path: PathBuf) -> FormatError {
+    FormatError::WriterBusy { path }
 }
 
 /// An index directory on disk whose files are read through memory maps.
@@ -316,15 +337,20 @@ impl Directory for MmapDirectory {
             Ok(()) => Ok(WriterLock {
                 _release: Box::new(file),
             }),
-            Err(fs::TryLockError::WouldBlock) => Err(FormatError::io(
-                &path,
-                io::Error::new(
-                    io::ErrorKind::WouldBlock,
-                    "another process is writing to this index; wait for it to finish",
-                ),
-            )),
+            Err(fs::TryLockError::WouldBlock) => Err(writer_busy(path)),
             Err(fs::TryLockError::Error(e)) => Err(FormatError::io(&path, e)),
         }
+    }
+
+    fn lease(&self, generation: u64) -> Result<ReaderLease> {
+        let lease = crate::lease::take_disk_lease(&self.root, generation)?;
+        Ok(ReaderLease {
+            _release: Box::new(lease),
+        })
+    }
+
+    fn leased_generations(&self) -> Result<Vec<u64>> {
+        crate::lease::held_disk_leases(&self.root, &self.list()?)
     }
 
     fn path_of(&self, name: &str) -> PathBuf {
@@ -364,6 +390,7 @@ impl Directory for MmapDirectory {
 pub struct RamDirectory {
     files: Arc<RwLock<HashMap<String, FileBytes>>>,
     locked: Arc<Mutex<bool>>,
+    leases: Arc<Mutex<HashMap<u64, usize>>>,
 }
 
 impl RamDirectory {
@@ -463,10 +490,7 @@ impl Directory for RamDirectory {
     fn lock_writer(&self) -> Result<WriterLock> {
         let mut locked = self.locked.lock().expect("ram directory lock");
         if *locked {
-            return Err(FormatError::io(
-                self.path_of(LOCK_FILE),
-                io::Error::new(io::ErrorKind::WouldBlock, "another writer holds this index"),
-            ));
+            return Err(writer_busy(self.path_of(LOCK_FILE)));
         }
         *locked = true;
         Ok(WriterLock {
@@ -474,8 +498,48 @@ impl Directory for RamDirectory {
         })
     }
 
+    fn lease(&self, generation: u64) -> Result<ReaderLease> {
+        *self
+            .leases
+            .lock()
+            .expect("ram directory lock")
+            .entry(generation)
+            .or_default() += 1;
+        Ok(ReaderLease {
+            _release: Box::new(RamLeaseRelease(self.leases.clone(), generation)),
+        })
+    }
+
+    fn leased_generations(&self) -> Result<Vec<u64>> {
+        let mut held: Vec<u64> = self
+            .leases
+            .lock()
+            .expect("ram directory lock")
+            .iter()
+            .filter(|(_, &n)| n > 0)
+            .map(|(&g, _)| g)
+            .collect();
+        held.sort_unstable();
+        Ok(held)
+    }
+
     fn path_of(&self, name: &str) -> PathBuf {
         PathBuf::from("ram:").join(name)
+    }
+}
+
+struct RamLeaseRelease(Arc<Mutex<HashMap<u64, usize>>>, u64);
+
+impl Drop for RamLeaseRelease {
+    fn drop(&mut self) {
+        if let Ok(mut leases) = self.0.lock() {
+            if let Some(n) = leases.get_mut(&self.1) {
+                *n -= 1;
+                if *n == 0 {
+                    leases.remove(&self.1);
+                }
+            }
+        }
     }
 }
 

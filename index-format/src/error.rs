@@ -77,6 +77,12 @@ pub enum FormatError {
     /// A key that is not in the index was asked for.
     #[error("key {key:?} is not in the index")]
     UnknownKey { key: String },
+    /// Another writer holds the index's writer lock.
+    #[error("{path}: another writer is changing this index (it holds the writer lock); wait for it to finish, readers are not affected")]
+    WriterBusy { path: PathBuf },
+    /// A writer was asked to do two things that cannot share one commit.
+    #[error("{what}")]
+    Conflict { what: String },
     /// Bytes could not be encoded within the format's limits.
     #[error("cannot encode {what}: {detail}")]
     Encode { what: &'static str, detail: String },

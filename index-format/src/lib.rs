@@ -22,6 +22,7 @@
 mod codec;
 pub mod directory;
 mod error;
+mod lease;
 pub mod manifest;
 pub mod meta;
 pub mod segment;
@@ -29,8 +30,9 @@ pub mod snapshot;
 pub mod tombstones;
 pub mod version;
 
-pub use directory::{Directory, FileBytes, MmapDirectory, RamDirectory};
+pub use directory::{Directory, FileBytes, MmapDirectory, RamDirectory, ReaderLease};
 pub use error::{FormatError, Result};
+pub use lease::{lease_file_name, lease_generation, LEASE_PREFIX};
 pub use manifest::Manifest;
 pub use meta::{ItemMeta, ModelInfo};
 pub use segment::{Segment, VectorType};

@@ -5,6 +5,7 @@
 
 use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
+use std::sync::{Arc, OnceLock};
 
 use half::f16;
 
@@ -337,6 +338,8 @@ pub struct Segment {
     count: u64,
     header_crc: u32,
     sections: [Section; SECTIONS.len()],
+    /// Whether each section's checksum matched, once a reader checked it (shared by clones).
+    checked: Arc<[OnceLock<bool>; SECTIONS.len()]>,
 }
 
 impl Segment {
@@ -463,7 +466,39 @@ impl Segment {
             count,
             header_crc,
             sections,
+            checked: Arc::new(Default::default()),
         })
+    }
+
+    /// Uses the checksum verdicts of `earlier`, the same file opened before (the caller knows it is:
+    /// same name and header in an index whose files are immutable).
+    pub fn share_checks(&mut self, earlier: &Segment) {
+        if self.header_crc == earlier.header_crc && self.count == earlier.count {
+            self.checked = earlier.checked.clone();
+        }
+    }
+
+    /// Checks the checksums of the sections a search reads, once per opened file (clones share the
+    /// result): the keys, key order and metadata always, the vectors when `vectors` is true. Costs one
+    /// pass over those bytes the first time, an atomic load afterwards. A damaged section is then an
+    /// error naming the file and the section, not a silently different answer.
+    pub fn check_on_first_use(&self, vectors: bool) -> Result<()> {
+        for (i, kind) in SECTIONS.iter().enumerate() {
+            if *kind == SectionKind::Vectors && !vectors {
+                continue;
+            }
+            let bytes = self.section(*kind);
+            let stored = self.sections[i].crc32;
+            if !*self.checked[i].get_or_init(|| crc32fast::hash(bytes) == stored) {
+                check_crc(
+                    self.path(),
+                    format!("{} section", kind.name()),
+                    bytes,
+                    stored,
+                )?;
+            }
+        }
+        Ok(())
     }
 
     /// See [`FileBytes::expect_random_reads`]: for serving rows by id (re-ranking), not scans.

@@ -8,9 +8,12 @@ use std::collections::{BTreeSet, HashSet};
 use std::io::Write;
 use std::sync::Arc;
 
-use crate::directory::{Directory, FileBytes, WriterLock, LOCK_FILE};
+use crate::directory::{Directory, FileBytes, ReaderLease, WriterLock, LOCK_FILE};
 use crate::error::{FormatError, Result};
-use crate::manifest::{AnnFileEntry, FileEntry, Manifest, SegmentEntry, MANIFEST_FILE};
+use crate::manifest::{
+    AnnFileEntry, FileEntry, Manifest, SegmentEntry, MANIFEST_FILE, MANIFEST_HEADER_LEN,
+    MANIFEST_MAGIC,
+};
 use crate::meta::{ItemMeta, ModelInfo};
 use crate::segment::{Segment, SegmentWriter, VectorType};
 use crate::tombstones::{decode_tombstones, encode_tombstones};
@@ -22,6 +25,8 @@ pub struct Snapshot {
     manifest: Manifest,
     segments: Vec<Segment>,
     deleted: Option<Arc<DeletedIds>>,
+    /// Keeps this version's files from being collected while any clone of this snapshot lives.
+    _lease: Arc<ReaderLease>,
 }
 
 /// The deleted ids as a bitmap over all rows (one bit per row; 1M rows cost 125 KiB).
@@ -66,23 +71,78 @@ pub struct VerifyReport {
 
 impl Snapshot {
     /// Opens the index's current version: reads the manifest and maps each segment, checking headers only.
+    /// Takes a reader lease on the version, so that no writer deletes its files while the snapshot (or a
+    /// clone of it) lives.
     pub fn open(dir: Arc<dyn Directory>) -> Result<Snapshot> {
         // A writer may commit and collect old files between our reading the manifest and opening the files
-        // it names; then the manifest has changed and a second read finds the new files.
+        // it names (a reader of an older fiq, which takes no lease); then the manifest has changed and a
+        // second read finds the new files. A commit between reading the manifest and taking the lease is
+        // caught by re-reading the generation.
         let mut attempts = 0;
         loop {
             match Snapshot::open_once(dir.clone()) {
                 Err(FormatError::Io { source, .. })
-                    if source.kind() == std::io::ErrorKind::NotFound && attempts < 3 =>
+                    if source.kind() == std::io::ErrorKind::NotFound && attempts < 100 =>
                 {
                     attempts += 1;
                 }
-                other => return other,
+                Ok(None) if attempts < 100 => attempts += 1,
+                Ok(None) => {
+                    return Err(FormatError::Conflict {
+                        what: format!(
+                            "{}: the index changed 100 times while it was being opened; a writer is committing faster than this reader can open",
+                            dir.path_of("").display()
+                        ),
+                    })
+                }
+                Ok(Some(snapshot)) => return Ok(snapshot),
+                Err(e) => return Err(e),
             }
         }
     }
 
-    fn open_once(dir: Arc<dyn Directory>) -> Result<Snapshot> {
+    /// The generation `MANIFEST` names now, read from its first 32 bytes: what [`Snapshot::open`] would
+    /// open. Cheap (no decoding of the manifest body), so a reader can poll it to decide whether to
+    /// reopen. The manifest is replaced by rename, so the bytes are never a mix of two versions.
+    pub fn current_generation(dir: &dyn Directory) -> Result<u64> {
+        let bytes = dir.open_read(MANIFEST_FILE)?;
+        let path = bytes.path();
+        let header = crate::codec::slice(
+            &bytes,
+            0,
+            MANIFEST_HEADER_LEN as u64 + 8,
+            path,
+            "manifest header",
+        )?;
+        crate::codec::check_magic(path, header, MANIFEST_MAGIC, "manifest")?;
+        crate::version::FormatVersion::check(path, crate::codec::read_u32(header, 8))?;
+        // The body starts with the generation, a fixed-width little-endian u64 (SPEC.md, "MANIFEST").
+        Ok(crate::codec::read_u64(header, MANIFEST_HEADER_LEN))
+    }
+
+    /// Takes over the checksum verdicts of `earlier`'s segments that this version shares with it (same
+    /// file name, same header: files are immutable), so that a reader that refreshes does not check
+    /// unchanged files again.
+    pub fn inherit_checks(&mut self, earlier: &Snapshot) {
+        for (segment, entry) in self.segments.iter_mut().zip(&self.manifest.segments) {
+            let same = earlier
+                .manifest
+                .segments
+                .iter()
+                .position(|e| e.file == entry.file && e.header_crc == entry.header_crc);
+            if let Some(i) = same {
+                segment.share_checks(&earlier.segments[i]);
+            }
+        }
+    }
+
+    /// The generation of this snapshot.
+    pub fn generation(&self) -> u64 {
+        self.manifest.generation
+    }
+
+    /// `None` when a commit happened between reading the manifest and taking the lease.
+    fn open_once(dir: Arc<dyn Directory>) -> Result<Option<Snapshot>> {
         if !dir.exists(MANIFEST_FILE)? {
             return Err(FormatError::NotAnIndex {
                 path: dir.path_of(""),
@@ -90,6 +150,10 @@ impl Snapshot {
         }
         let manifest_bytes = dir.open_read(MANIFEST_FILE)?;
         let manifest = Manifest::decode(&manifest_bytes, manifest_bytes.path())?;
+        let lease = Arc::new(dir.lease(manifest.generation)?);
+        if Snapshot::current_generation(dir.as_ref())? != manifest.generation {
+            return Ok(None);
+        }
         let mut segments = Vec::with_capacity(manifest.segments.len());
         for entry in &manifest.segments {
             let bytes = dir.open_read(&entry.file)?;
@@ -140,12 +204,13 @@ impl Snapshot {
                 Some(Arc::new(DeletedIds::new(ids, manifest.total_rows())))
             }
         };
-        Ok(Snapshot {
+        Ok(Some(Snapshot {
             dir,
             manifest,
             segments,
             deleted,
-        })
+            _lease: lease,
+        }))
     }
 
     /// The manifest of this version.
@@ -240,6 +305,15 @@ impl Snapshot {
         Ok(Some(bytes))
     }
 
+    /// Checks the whole-file checksum of the ANN file registered under `name` (for a file about to be
+    /// read wholly, as the writer reads the IVF files it grows); `false` when there is no such file.
+    pub fn check_ann_file(&self, name: &str) -> Result<bool> {
+        match self.manifest.ann_files.iter().find(|a| a.name == name) {
+            Some(ann) => read_checked(self.dir.as_ref(), &ann.entry).map(|_| true),
+            None => Ok(false),
+        }
+    }
+
     /// Checks every checksum and structural rule of every file of this version.
     pub fn verify(&self) -> Result<VerifyReport> {
         let mut bytes_checked = 0;
@@ -310,6 +384,8 @@ pub struct SnapshotWriter {
     deleted_changed: bool,
     new_ann: Option<(Vec<(String, AnnFileSource)>, String)>,
     new_ann_params: Option<String>,
+    /// The one segment of the live rows, written by [`SnapshotWriter::compact`] for the next commit.
+    compacted: Option<SegmentEntry>,
 }
 
 /// Where the bytes of a new ANN file come from.
@@ -321,6 +397,9 @@ pub enum AnnFileSource {
     /// [`SnapshotWriter::staging_path`] so that the commit moves it in with a rename instead of a copy;
     /// the commit removes it from there.
     Staged(std::path::PathBuf),
+    /// The file the current version has under the same name, kept as it is (committed files are never
+    /// rewritten, so the new manifest names the same file, length and checksum).
+    Kept,
 }
 
 /// Prefix of files staged for the next commit; the commit's garbage collection removes leftovers of a
@@ -399,6 +478,7 @@ impl SnapshotWriter {
             deleted_changed: false,
             new_ann: None,
             new_ann_params: None,
+            compacted: None,
         }
     }
 
@@ -419,6 +499,37 @@ impl SnapshotWriter {
     /// Appends a row; returns its id. Rejects a wrong dimension, a non-finite component, or a key
     /// that is already live in the index.
     pub fn add(&mut self, key: &str, vector: &[f32], meta: &ItemMeta) -> Result<u64> {
+        self.check_row(key, vector)?;
+        if self.find_committed(key)?.is_some() {
+            return Err(FormatError::DuplicateKey {
+                key: key.to_owned(),
+            });
+        }
+        self.push(key, vector, meta)
+    }
+
+    /// Adds a row, replacing the live row with the same key if there is one (it is deleted in the same
+    /// commit); returns the new id and the replaced one. A key given twice before one commit is refused:
+    /// the input holds a duplicate. A refused row changes nothing.
+    pub fn upsert(
+        &mut self,
+        key: &str,
+        vector: &[f32],
+        meta: &ItemMeta,
+    ) -> Result<(u64, Option<u64>)> {
+        self.check_row(key, vector)?;
+        let replaced = self.find_committed(key)?;
+        let id = self.push(key, vector, meta)?;
+        if let Some(old) = replaced {
+            self.deleted.insert(old);
+            self.deleted_changed = true;
+        }
+        Ok((id, replaced))
+    }
+
+    /// What [`SnapshotWriter::add`] and [`SnapshotWriter::upsert`] both refuse.
+    fn check_row(&self, key: &str, vector: &[f32]) -> Result<()> {
+        self.refuse_after_compaction("add rows")?;
         if vector.len() != self.manifest.dim as usize {
             return Err(FormatError::DimensionMismatch {
                 expected: self.manifest.dim as usize,
@@ -435,11 +546,24 @@ impl SnapshotWriter {
                 ),
             });
         }
-        if self.pending_keys.contains(key) || self.find_committed(key)?.is_some() {
+        if self.pending_keys.contains(key) {
             return Err(FormatError::DuplicateKey {
                 key: key.to_owned(),
             });
         }
+        Ok(())
+    }
+
+    fn refuse_after_compaction(&self, what: &str) -> Result<()> {
+        match self.compacted {
+            Some(_) => Err(FormatError::Conflict {
+                what: format!("cannot {what} after compact() before the commit: the compaction renumbers rows; commit first"),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn push(&mut self, key: &str, vector: &[f32], meta: &ItemMeta) -> Result<u64> {
         if self.pending.is_none() {
             let name = self.file_name("seg", "fiqs");
             self.pending = Some(SegmentWriter::create(
@@ -456,6 +580,51 @@ impl SnapshotWriter {
         Ok(id)
     }
 
+    /// Rewrites the live rows (committed, minus every deletion so far, pending ones included) into one
+    /// new segment for the next commit, which then has no tombstones. Rows keep their order but are
+    /// renumbered `0..live`, so the ANN files are dropped at that commit unless new ones are set (see
+    /// [`SnapshotWriter::set_ann`]); returns the new segment so that they can be built from it. Refused
+    /// while rows are pending: commit them first.
+    pub fn compact(&mut self) -> Result<Option<Segment>> {
+        if self.pending.is_some() {
+            return Err(FormatError::Conflict {
+                what: "cannot compact with rows added but not committed; commit them first".into(),
+            });
+        }
+        self.refuse_after_compaction("compact twice")?;
+        let Some(current) = self.current.clone() else {
+            return Ok(None);
+        };
+        let name = self.file_name("seg", "fiqs");
+        let mut writer = SegmentWriter::create(
+            self.dir.as_ref(),
+            &name,
+            self.manifest.dim as usize,
+            self.manifest.vector_type,
+        )?;
+        for (segment, entry) in current.segments().iter().zip(&current.manifest().segments) {
+            for row in 0..segment.len() {
+                if self.deleted.contains(&(entry.base_id + row)) {
+                    continue;
+                }
+                writer.push(segment.key(row)?, &segment.vector(row), &segment.meta(row)?)?;
+            }
+        }
+        let summary = writer.finish()?;
+        let entry = SegmentEntry {
+            file: name.clone(),
+            base_id: 0,
+            count: summary.count,
+            file_len: summary.file_len,
+            header_crc: summary.header_crc,
+        };
+        self.compacted = Some(entry);
+        if summary.count == 0 {
+            return Ok(None);
+        }
+        Ok(Some(Segment::open(self.dir.open_read(&name)?)?))
+    }
+
     /// Whether `key` is live in the committed index or pending in this writer.
     pub fn contains(&self, key: &str) -> Result<bool> {
         Ok(self.pending_keys.contains(key) || self.find_committed(key)?.is_some())
@@ -470,6 +639,7 @@ impl SnapshotWriter {
 
     /// Deletes the committed row with `key`. Rows added since the last commit cannot be deleted before it.
     pub fn delete(&mut self, key: &str) -> Result<u64> {
+        self.refuse_after_compaction("delete rows")?;
         let id = self
             .find_committed(key)?
             .ok_or_else(|| FormatError::UnknownKey {
@@ -542,7 +712,20 @@ impl SnapshotWriter {
                 header_crc: summary.header_crc,
             });
         }
-        if self.deleted_changed {
+        if let Some(entry) = self.compacted.take() {
+            next.segments = if entry.count == 0 {
+                Vec::new()
+            } else {
+                vec![entry]
+            };
+            next.tombstones = None;
+            if self.new_ann.is_none() {
+                // The ANN files name the old row ids.
+                next.ann_files.clear();
+                next.ann_params.clear();
+                self.new_ann_params = None;
+            }
+        } else if self.deleted_changed {
             let ids: Vec<u64> = self.deleted.iter().copied().collect();
             next.tombstones = Some(
                 self.write_whole_file(&self.file_name("tomb", "fiqt"), &encode_tombstones(&ids))?,
@@ -566,6 +749,16 @@ impl SnapshotWriter {
                         self.dir.adopt(&path, &file)?;
                         FileEntry { file, len, crc32 }
                     }
+                    AnnFileSource::Kept => self
+                        .manifest
+                        .ann_files
+                        .iter()
+                        .find(|a| a.name == name)
+                        .map(|a| a.entry.clone())
+                        .ok_or_else(|| FormatError::InvalidInput {
+                            key: name.clone(),
+                            detail: "no ANN file of this name to keep in the current version".into(),
+                        })?,
                 };
                 next.ann_files.push(AnnFileEntry { name, entry });
             }
@@ -579,7 +772,9 @@ impl SnapshotWriter {
         self.manifest = next;
         self.pending_keys.clear();
         self.deleted_changed = false;
-        self.current = Some(Snapshot::open(self.dir.clone())?);
+        let current = Snapshot::open(self.dir.clone())?;
+        self.deleted = current.deleted_ids().iter().copied().collect();
+        self.current = Some(current);
         self.collect_garbage()?;
         Ok(&self.manifest)
     }
@@ -596,24 +791,58 @@ impl SnapshotWriter {
         })
     }
 
-    /// Removes files no manifest names: leftovers of an interrupted commit, or versions replaced since.
-    /// Readers holding an older version keep their maps (the files live until unmapped).
+    /// Removes files no manifest names: leftovers of an interrupted commit, or versions replaced since,
+    /// except those a reader may still use: a file written at generation `f` is kept while some reader
+    /// holds a lease on a generation `l` with `f <= l < current` (SPEC.md, "Readers, leases and garbage
+    /// collection").
     fn collect_garbage(&self) -> Result<()> {
         let keep: HashSet<&str> = self
             .manifest
             .files()
             .chain([MANIFEST_FILE, LOCK_FILE])
             .collect();
+        let leased = self.dir.leased_generations()?;
+        let current = self.manifest.generation;
         for name in self.dir.list()? {
             let ours = name.starts_with("seg-")
                 || name.starts_with("tomb-")
                 || name.starts_with("ann-")
                 || name.starts_with(STAGING_PREFIX)
                 || name == "MANIFEST.tmp";
-            if ours && !keep.contains(name.as_str()) {
+            if !ours || keep.contains(name.as_str()) {
+                continue;
+            }
+            let in_use = file_generation(&name)
+                .is_some_and(|f| leased.iter().any(|&l| f <= l && l < current));
+            if !in_use {
                 self.dir.delete(&name)?;
             }
         }
         Ok(())
+    }
+}
+
+/// The generation that wrote a segment, tombstone or ANN file: the 16 hex digits before its extension
+/// (SPEC.md, "The index directory"). `None` for staged and temporary files, which no reader uses.
+pub fn file_generation(name: &str) -> Option<u64> {
+    if !(name.starts_with("seg-") || name.starts_with("tomb-") || name.starts_with("ann-")) {
+        return None;
+    }
+    let (stem, _ext) = name.rsplit_once('.')?;
+    let hex = stem.get(stem.len().checked_sub(16)?..)?;
+    u64::from_str_radix(hex, 16).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::file_generation;
+
+    #[test]
+    fn file_generations_come_from_names() {
+        assert_eq!(file_generation("seg-000000000000002a.fiqs"), Some(42));
+        assert_eq!(file_generation("ann-ivf-0000000000000003.bin"), Some(3));
+        assert_eq!(file_generation("tomb-0000000000000010.fiqt"), Some(16));
+        assert_eq!(file_generation(".staged-ivf-12-0"), None);
+        assert_eq!(file_generation("MANIFEST.tmp"), None);
     }
 }

@@ -126,6 +126,55 @@ impl RawIndex {
         Self::own(out, || format!("read {}", path.display()))
     }
 
+    /// Reads an index written by [`RawIndex::write`] wholly into memory (lists included), so that it can
+    /// be changed: the compaction empties it ([`RawIndex::reset`]) and refills it with the same trained
+    /// centroids and codes.
+    pub(crate) fn read_whole(path: &Path) -> Result<RawIndex, AnnError> {
+        let name = c_path(path)?;
+        let mut out: *mut sys::FaissIndex = ptr::null_mut();
+        // SAFETY: `name` is NUL-terminated and outlives the call; `out` is a valid place for the result.
+        // FAISS checks every section it reads against the file.
+        let code = unsafe { sys::faiss_read_index_fname(name.as_ptr(), 0, &mut out) };
+        check(code, || format!("read {}", path.display()))?;
+        Self::own(out, || format!("read {}", path.display()))
+    }
+
+    /// Removes every vector, keeping what was trained (centroids, code parameters).
+    pub(crate) fn reset(&mut self) -> Result<(), AnnError> {
+        // SAFETY: the index pointer is valid and `&mut self` is exclusive.
+        let code = unsafe { sys::faiss_Index_reset(self.ptr.as_ptr()) };
+        check(code, || "empty the index".into())
+    }
+
+    /// For each row of `rows`, the inner product with its nearest coarse centroid (what a search's first
+    /// step computes): the measure of how well the trained centroids still fit the data.
+    pub(crate) fn nearest_centroid_scores(&self, rows: &[f32]) -> Result<Vec<f32>, AnnError> {
+        let Some(ivf) = self.as_ivf() else {
+            return Err(AnnError::Faiss {
+                operation: "nearest centroid".into(),
+                message: "not an IVF index".into(),
+            });
+        };
+        let n = rows.len() / self.dim();
+        let mut scores = vec![0.0f32; n];
+        let mut lists = vec![-1i64; n];
+        // SAFETY: the quantizer is owned by the live IVF index; searching it is a const call with `n`
+        // rows of `dim` floats into buffers of `n` slots, all outliving the call.
+        let code = unsafe {
+            let quantizer = sys::faiss_IndexIVF_quantizer(ivf.as_ptr());
+            sys::faiss_Index_search(
+                quantizer,
+                n as i64,
+                rows.as_ptr(),
+                1,
+                scores.as_mut_ptr(),
+                lists.as_mut_ptr(),
+            )
+        };
+        check(code, || format!("assign {n} rows to centroids"))?;
+        Ok(scores)
+    }
+
     fn own(
         ptr: *mut sys::FaissIndex,
         operation: impl FnOnce() -> String,
@@ -227,10 +276,23 @@ impl RawIndex {
         check(code, || format!("add {n} vectors"))
     }
 
+    /// Appends rows numbered `first_id..first_id + n` (the appended lists keep the store's row ids).
+    pub(crate) fn add_with_ids(&mut self, rows: &[f32], first_id: u64) -> Result<(), AnnError> {
+        let n = rows.len() / self.dim();
+        let ids: Vec<i64> = (0..n as u64).map(|i| (first_id + i) as i64).collect();
+        // SAFETY: `rows` holds `n * dim` floats and `ids` n ids; both outlive the call.
+        let code = unsafe {
+            sys::faiss_Index_add_with_ids(self.ptr.as_ptr(), n as i64, rows.as_ptr(), ids.as_ptr())
+        };
+        check(code, || format!("add {n} vectors from id {first_id}"))
+    }
+
     /// Searches `queries` (row-major, `dim` each) visiting `nprobe` lists per query, writing `k` scores
     /// and ids per query; a missing result has id -1. With `allowed`, a bitmap over ids (bit `id % 8` of
     /// byte `id / 8`), FAISS skips every id outside it while it scans, so a filtered search still returns
     /// `k` results whenever the probed lists hold `k` allowed ones.
+    /// `before_scan` sees the chosen lists (-1 = none) before any is read, and may refuse them (the
+    /// caller checks their checksums on first use).
     ///
     /// Not `IndexIVF::search`: with mapped lists (`OnDiskInvertedLists`) that starts up to 32 threads per
     /// call that read every byte of every probed list before the search does, and serializes concurrent
@@ -246,6 +308,7 @@ impl RawIndex {
         allowed: Option<&[u8]>,
         scores: &mut [f32],
         ids: &mut [i64],
+        before_scan: &(dyn Fn(&[i64]) -> Result<(), AnnError> + Sync),
     ) -> Result<(), AnnError> {
         use rayon::prelude::*;
         let dim = self.dim();
@@ -278,6 +341,8 @@ impl RawIndex {
             )
         };
         check(code, operation)?;
+        // The caller checks the lists about to be scanned (their checksums, on first use).
+        before_scan(&lists)?;
 
         let per_task = n.div_ceil(4 * rayon::current_num_threads()).max(1);
         let ivf_ptr = ivf.as_ptr() as usize;

@@ -8,6 +8,7 @@ use rayon::prelude::*;
 
 use super::build_info::{check_cpu, faiss_simd_level};
 use super::faiss_ffi::RawIndex;
+use super::list_check::{self, ListChecks};
 use super::params::{AnnParams, AnnRecord, ANN_FORMAT_VERSION, METRIC_INNER_PRODUCT};
 use super::progress::Progress;
 use super::sample::sample_ids;
@@ -22,6 +23,8 @@ use crate::vector::dot;
 pub struct AnnIndex {
     raw: RawIndex,
     record: AnnRecord,
+    /// Per-list checksums, checked on first probe (records of format 3 and later).
+    lists: Option<ListChecks>,
     /// Where the FAISS file lives (for messages); `None` before it is written.
     path: Option<PathBuf>,
 }
@@ -103,7 +106,7 @@ impl AnnIndex {
         file.sync_all().map_err(|e| AnnError::io(path, e))?;
         let len = file.metadata().map_err(|e| AnnError::io(path, e))?.len();
         let code_size = self.raw.code_size()?;
-        let payload = self.lists_payload(code_size);
+        let (_, payload) = self.lists_payload(code_size).unwrap_or((0, u64::MAX));
         self.record.code_size = code_size;
         self.record.lists_offset =
             len.checked_sub(payload)
@@ -111,14 +114,30 @@ impl AnnIndex {
                     path: path.to_path_buf(),
                     problem: format!("FAISS wrote {len} bytes, fewer than its lists' {payload}"),
                 })?;
+        let map = list_check::map(path)?;
+        let (head, lists) = list_check::checksums(
+            &map,
+            self.record.lists_offset,
+            &self.raw.list_sizes(),
+            code_size,
+        );
+        self.record.format = ANN_FORMAT_VERSION;
+        self.record.head_crc32 = head;
+        self.record.list_crc32 = lists;
         self.path = Some(path.to_path_buf());
         Ok(())
     }
 
-    /// Bytes of all inverted lists: each vector's code and its 8-byte id.
-    fn lists_payload(&self, code_size: usize) -> u64 {
-        let vectors: usize = self.raw.list_sizes().iter().sum();
-        vectors as u64 * (code_size as u64 + 8)
+    /// Vectors in all inverted lists, and their bytes (each vector's code and its 8-byte id); `None`
+    /// when the sizes FAISS read overflow (a damaged file: they are not checked by FAISS).
+    fn lists_payload(&self, code_size: usize) -> Option<(usize, u64)> {
+        let vectors = self
+            .raw
+            .list_sizes()
+            .iter()
+            .try_fold(0usize, |sum, &n| sum.checked_add(n))?;
+        let bytes = (vectors as u64).checked_mul((code_size as u64).checked_add(8)?)?;
+        Some((vectors, bytes))
     }
 
     /// Opens the FAISS file at `path` that `record` describes, `expected_len` bytes long (as the index
@@ -145,6 +164,15 @@ impl AnnIndex {
                 "length {actual} bytes, the manifest records {expected_len}"
             )));
         }
+        // Format 3: FAISS parses only header bytes whose checksum matched.
+        let map = match record.format >= 3 {
+            true => {
+                let map = list_check::map(path)?;
+                list_check::check_head(path, &map, record.lists_offset, record.head_crc32)?;
+                Some(map)
+            }
+            false => None,
+        };
         let raw = RawIndex::read_mapped(path)?;
         let found = (raw.dim(), raw.len(), raw.nlist());
         if found != (record.dim, record.len, Some(record.nlist)) {
@@ -153,14 +181,18 @@ impl AnnIndex {
                 found.0, found.1, found.2, record.dim, record.len, record.nlist
             )));
         }
-        let ann = AnnIndex {
+        let mut ann = AnnIndex {
             raw,
             record,
+            lists: None,
             path: Some(path.to_path_buf()),
         };
         let code_size = ann.raw.code_size()?;
-        let listed: usize = ann.raw.list_sizes().iter().sum();
-        let payload = ann.lists_payload(code_size);
+        let Some((listed, payload)) = ann.lists_payload(code_size) else {
+            return Err(corrupt(
+                "the inverted lists' sizes overflow a 64-bit count".to_owned(),
+            ));
+        };
         if code_size != ann.record.code_size
             || listed != ann.record.len
             || actual.checked_sub(payload) != Some(ann.record.lists_offset)
@@ -170,6 +202,16 @@ impl AnnIndex {
                  in a file of {actual} bytes; the record says {} vectors of {} bytes from offset {}",
                 ann.record.len, ann.record.code_size, ann.record.lists_offset
             )));
+        }
+        if let Some(map) = map {
+            ann.lists = Some(ListChecks::new(
+                map,
+                path,
+                ann.record.lists_offset,
+                &ann.raw.list_sizes(),
+                code_size,
+                ann.record.list_crc32.clone(),
+            )?);
         }
         Ok(ann)
     }
@@ -276,9 +318,10 @@ impl AnnIndex {
                 got: source.dim(),
             });
         }
-        if source.len() != self.record.len {
+        let covers = self.record.first_id as usize + self.record.len;
+        if source.len() != covers {
             return Err(AnnError::SourceMismatch {
-                index_len: self.record.len,
+                index_len: covers,
                 source_len: source.len(),
             });
         }
@@ -301,6 +344,10 @@ impl AnnIndex {
         };
         let mut scores = vec![0.0f32; nq * candidates];
         let mut ids = vec![-1i64; nq * candidates];
+        let check = |lists: &[i64]| match &self.lists {
+            Some(checks) => checks.check(lists),
+            None => Ok(()),
+        };
         self.raw.search_ivf(
             queries,
             candidates,
@@ -308,6 +355,7 @@ impl AnnIndex {
             allowed.map(IdSet::bytes),
             &mut scores,
             &mut ids,
+            &check,
         )?;
 
         let per_query = |q: usize| -> Result<Vec<Neighbor>, AnnError> {
@@ -317,10 +365,10 @@ impl AnnIndex {
                 if id < 0 {
                     continue; // fewer than `candidates` vectors in the probed lists
                 }
-                if id as usize >= self.record.len {
+                let ids = self.record.first_id..self.record.first_id + self.record.len as u64;
+                if !ids.contains(&(id as u64)) {
                     return Err(self.corrupt(format!(
-                        "FAISS returned id {id}, the index holds {}",
-                        self.record.len
+                        "FAISS returned id {id}, the index holds ids {ids:?}"
                     )));
                 }
                 let score = if self.record.exact_codes {
@@ -437,10 +485,15 @@ impl BuildPlan {
             faiss_simd: faiss_simd_level().into(),
             code_size: 0,
             lists_offset: 0,
+            head_crc32: 0,
+            list_crc32: Vec::new(),
+            first_id: 0,
+            appended: None,
         };
         AnnIndex {
             raw,
             record,
+            lists: None,
             path: None,
         }
     }
@@ -479,34 +532,177 @@ fn fill(
     plan: &BuildPlan,
     progress: &dyn Progress,
 ) -> Result<(), AnnError> {
-    let (dim, len) = (source.dim(), source.len());
+    let dim = source.dim();
     progress.stage("train", 1);
     let mut sample = Vec::with_capacity(plan.train_size * dim);
-    for id in sample_ids(len, plan.train_size, params.seed) {
+    for id in sample_ids(source.len(), plan.train_size, params.seed) {
         sample.extend_from_slice(source.row(id));
     }
     index.train(&sample)?;
     drop(sample);
     progress.advance(1);
     progress.finish_stage();
+    add_all(index, source, params.add_batch, progress)
+}
 
-    progress.stage("add", len as u64);
-    let mut batch = Vec::new();
-    for block in source.blocks() {
-        let n = block.len(dim);
-        for start in (0..n).step_by(params.add_batch) {
-            let end = (start + params.add_batch).min(n);
-            match block {
-                VectorBlock::F32 { rows, .. } => index.add(&rows[start * dim..end * dim])?,
-                VectorBlock::F16 { rows, .. } => {
-                    batch.clear();
-                    batch.extend(rows[start * dim..end * dim].iter().map(|v| v.to_f32()));
-                    index.add(&batch)?;
-                }
-            }
-            progress.advance((end - start) as u64);
-        }
-    }
+/// Adds every row of `source`, in id order, `batch` rows per FAISS call.
+fn add_all(
+    index: &mut dyn Trainable,
+    source: &dyn VectorSource,
+    batch_rows: usize,
+    progress: &dyn Progress,
+) -> Result<(), AnnError> {
+    progress.stage("add", source.len() as u64);
+    for_each_batch(&source.blocks(), source.dim(), batch_rows, |rows, _| {
+        index.add(rows)?;
+        progress.advance((rows.len() / source.dim()) as u64);
+        Ok(())
+    })?;
     progress.finish_stage();
     Ok(())
+}
+
+/// Calls `add` with the rows of `blocks` in id order, at most `batch_rows` at a time, as f32 (f16 rows
+/// converted), with the id of each batch's first row.
+fn for_each_batch(
+    blocks: &[VectorBlock<'_>],
+    dim: usize,
+    batch_rows: usize,
+    mut add: impl FnMut(&[f32], u64) -> Result<(), AnnError>,
+) -> Result<(), AnnError> {
+    let batch_rows = batch_rows.max(1);
+    let mut converted = Vec::new();
+    for block in blocks {
+        let n = block.len(dim);
+        for start in (0..n).step_by(batch_rows) {
+            let end = (start + batch_rows).min(n);
+            let rows = match block {
+                VectorBlock::F32 { rows, .. } => &rows[start * dim..end * dim],
+                VectorBlock::F16 { rows, .. } => {
+                    converted.clear();
+                    converted.extend(rows[start * dim..end * dim].iter().map(|v| v.to_f32()));
+                    &converted[..]
+                }
+            };
+            add(rows, block.base_id() + start as u64)?;
+        }
+    }
+    Ok(())
+}
+
+/// `raw` with `record` as the record of an index not yet written: the fields [`AnnIndex::write_file`]
+/// sets are cleared, and `len` is what `raw` holds.
+fn unwritten(raw: RawIndex, mut record: AnnRecord) -> AnnIndex {
+    record.len = raw.len();
+    record.code_size = 0;
+    record.lists_offset = 0;
+    record.head_crc32 = 0;
+    record.list_crc32.clear();
+    AnnIndex {
+        raw,
+        record,
+        lists: None,
+        path: None,
+    }
+}
+
+impl AnnIndex {
+    /// A new index over `source` with this index's trained centroids and code parameters, without
+    /// k-means: what compaction does when the data has not drifted (see [`AnnIndex::centroid_fit`]).
+    /// Reads this index's file wholly (the lists are then dropped), so it costs one pass over it.
+    pub fn refill(
+        &self,
+        source: &dyn VectorSource,
+        progress: &dyn Progress,
+    ) -> Result<AnnIndex, AnnError> {
+        check_cpu()?;
+        if source.dim() != self.record.dim {
+            return Err(AnnError::DimensionMismatch {
+                what: "vector source".into(),
+                expected: self.record.dim,
+                got: source.dim(),
+            });
+        }
+        let path = self
+            .path
+            .clone()
+            .ok_or_else(|| self.corrupt("refill needs the index's file; write it first".into()))?;
+        let mut raw = RawIndex::read_whole(&path)?;
+        raw.reset()?;
+        add_all(&mut raw, source, 65_536, progress)?;
+        let mut record = self.record.clone();
+        record.appended = None;
+        Ok(unwritten(raw, record))
+    }
+
+    /// Writes this index emptied, its trained centroids and code parameters kept, to `path` (fsynced): the
+    /// file that lists for rows added later start from ([`AnnIndex::append`]), so that adding needs
+    /// neither k-means nor a read of the built lists. Consumes the index (its lists are dropped).
+    pub fn write_trained(mut self, path: &Path) -> Result<(), AnnError> {
+        self.raw.reset()?;
+        self.raw.write(path)?;
+        File::open(path)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| AnnError::io(path, e))
+    }
+
+    /// The lists for rows added after `built` was built: `start` (a file of
+    /// [`AnnIndex::write_trained`], or the appended lists so far, which `start_record` then describes)
+    /// read wholly, plus every row of `rows` (blocks of the store, in id order, continuing where `start`
+    /// ends), each filed under its nearest trained centroid and its store row id. No k-means.
+    pub fn append(
+        built: &AnnRecord,
+        start: &Path,
+        start_record: Option<&AnnRecord>,
+        rows: &[VectorBlock<'_>],
+        progress: &dyn Progress,
+    ) -> Result<AnnIndex, AnnError> {
+        check_cpu()?;
+        let mut raw = RawIndex::read_whole(start)?;
+        let first_id = built.len as u64;
+        let expected = start_record.map_or(0, |r| r.len);
+        if (raw.dim(), raw.len(), raw.nlist()) != (built.dim, expected, Some(built.nlist)) {
+            return Err(AnnError::CorruptFile {
+                path: start.to_path_buf(),
+                problem: format!(
+                    "FAISS index has dim {}, {} vectors, nlist {:?}; expected dim {}, {expected} \
+                     vectors, nlist {}",
+                    raw.dim(),
+                    raw.len(),
+                    raw.nlist(),
+                    built.dim,
+                    built.nlist
+                ),
+            });
+        }
+        let dim = built.dim;
+        let total: usize = rows.iter().map(|b| b.len(dim)).sum();
+        let mut next_id = first_id + expected as u64;
+        progress.stage("add to lists", total as u64);
+        for_each_batch(rows, dim, 65_536, |batch, id| {
+            if id != next_id {
+                return Err(AnnError::invalid(
+                    "rows",
+                    id,
+                    "appended rows must continue the lists' ids without a gap",
+                ));
+            }
+            raw.add_with_ids(batch, id)?;
+            next_id += (batch.len() / dim) as u64;
+            progress.advance((batch.len() / dim) as u64);
+            Ok(())
+        })?;
+        progress.finish_stage();
+        let mut record = built.clone();
+        record.first_id = first_id;
+        record.appended = None;
+        Ok(unwritten(raw, record))
+    }
+
+    /// For each row of `rows` (row-major, normalized), the inner product with its nearest centroid: 1
+    /// for a row on a centroid, lower the worse the centroids fit it.
+    pub fn centroid_fit(&self, rows: &[f32]) -> Result<Vec<f32>, AnnError> {
+        check_queries(rows, self.record.dim)?;
+        self.raw.nearest_centroid_scores(rows)
+    }
 }

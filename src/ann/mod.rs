@@ -15,12 +15,14 @@
 //! FAISS stays behind `faiss_ffi`: no FAISS type, pointer or error code appears in this API.
 
 mod build_info;
+mod drift;
 mod error;
 mod faiss_ffi;
 mod index;
+mod list_check;
 mod params;
 mod progress;
-mod sample;
+pub(crate) mod sample;
 mod source;
 #[cfg(test)]
 mod testdata;
@@ -30,9 +32,12 @@ mod tune;
 
 pub use crate::search::Neighbor;
 pub use build_info::{faiss_cxxflags, faiss_simd_level};
+pub use drift::{Drift, RETRAIN_GROWTH, RETRAIN_RATIO};
 pub use error::AnnError;
 pub use index::AnnIndex;
-pub use params::{AnnParams, AnnRecord, ANN_FORMAT_VERSION, METRIC_INNER_PRODUCT};
+pub use params::{
+    AnnParams, AnnRecord, ANN_FORMAT_OLDEST, ANN_FORMAT_VERSION, METRIC_INNER_PRODUCT,
+};
 pub use progress::Progress;
 pub use source::{Matrix, VectorSource};
 pub use tune::{held_out_queries, recall_at_k, tune_nprobe, TunePoint, TuneReport};

@@ -4,8 +4,12 @@ use serde::{Deserialize, Serialize};
 
 use super::AnnError;
 
-/// The version of [`AnnRecord`]'s JSON and of the file set it describes.
-pub const ANN_FORMAT_VERSION: u32 = 2;
+/// The version of [`AnnRecord`]'s JSON and of the file set it describes: 3 adds the checksums of the
+/// FAISS file's header section and of each inverted list.
+pub const ANN_FORMAT_VERSION: u32 = 3;
+/// The oldest record version still read: 2, without the section checksums (searches of such an index
+/// cannot tell a damaged list; `verify` can).
+pub const ANN_FORMAT_OLDEST: u32 = 2;
 
 /// How to build an IVF index.
 ///
@@ -114,8 +118,12 @@ pub struct AnnRecord {
     pub exact_codes: bool,
     /// Vector dimension.
     pub dim: usize,
-    /// Vectors indexed; ids are `0..len`, the store's row ids.
+    /// Vectors indexed; ids are `first_id..first_id + len`, the store's row ids.
     pub len: usize,
+    /// The store row id of the first vector: 0 for the index built over the catalog; the number of rows
+    /// it covers for the appended lists (see [`AnnRecord::appended`]).
+    #[serde(default)]
+    pub first_id: u64,
     /// Vectors k-means was trained on.
     pub trained_on: usize,
     /// Seed of the training sample.
@@ -127,6 +135,19 @@ pub struct AnnRecord {
     /// Where the inverted lists start in the FAISS file; they run to its end (set when written). Open
     /// checks it against the list sizes FAISS read before any search touches the mapped lists.
     pub lists_offset: u64,
+    /// CRC-32 of the FAISS file's bytes before the lists (headers, centroids, code parameters, list
+    /// sizes), checked at open before FAISS parses them (format 3; 0 in format 2).
+    #[serde(default)]
+    pub head_crc32: u32,
+    /// CRC-32 of each inverted list's bytes (its codes, then its ids), checked the first time a search
+    /// probes the list (format 3; empty in format 2).
+    #[serde(default)]
+    pub list_crc32: Vec<u32>,
+    /// The rows added since this index was built, in their own FAISS file made from the same trained
+    /// centroids and code parameters (no k-means): ids `len..len + appended.len`, the same lists, so
+    /// searches probe both and stay IVF. `None` until rows are added; compaction folds them back in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appended: Option<Box<AnnRecord>>,
 }
 
 /// The metric fiq's ANN indexes use.
@@ -138,6 +159,39 @@ impl AnnRecord {
         serde_json::to_string(self).expect("a struct of strings and integers always serializes")
     }
 
+    /// The rules every stored record (the built index's and the appended lists') keeps.
+    fn check(&self) -> Result<(), String> {
+        if !(ANN_FORMAT_OLDEST..=ANN_FORMAT_VERSION).contains(&self.format) {
+            return Err(format!(
+                "format version {} (this fiq reads {ANN_FORMAT_OLDEST} to {ANN_FORMAT_VERSION})",
+                self.format
+            ));
+        }
+        if self.format >= 3 && self.list_crc32.len() != self.nlist {
+            return Err(format!(
+                "{} list checksums for {} lists",
+                self.list_crc32.len(),
+                self.nlist
+            ));
+        }
+        if self.metric != METRIC_INNER_PRODUCT {
+            return Err(format!(
+                "metric {:?} (fiq uses {METRIC_INNER_PRODUCT})",
+                self.metric
+            ));
+        }
+        if self.nlist == 0 || self.nprobe == 0 || self.nprobe > self.nlist || self.rerank_factor == 0
+        {
+            return Err("nlist, nprobe (<= nlist) and rerank_factor must be positive".into());
+        }
+        Ok(())
+    }
+
+    /// Rows covered by the IVF lists: the built index's and the appended ones.
+    pub fn covered_rows(&self) -> usize {
+        self.len + self.appended.as_ref().map_or(0, |a| a.len)
+    }
+
     /// Parses and checks a stored record.
     pub fn from_json(json: &str) -> Result<AnnRecord, AnnError> {
         let bad = |reason: String| AnnError::BadParams {
@@ -145,26 +199,30 @@ impl AnnRecord {
             reason,
         };
         let record: AnnRecord = serde_json::from_str(json).map_err(|e| bad(e.to_string()))?;
-        if record.format != ANN_FORMAT_VERSION {
-            return Err(bad(format!(
-                "format version {} (this fiq reads {ANN_FORMAT_VERSION})",
-                record.format
-            )));
+        record.check().map_err(&bad)?;
+        if record.first_id != 0 {
+            return Err(bad(format!("first id {} (the built index starts at row 0)", record.first_id)));
         }
-        if record.metric != METRIC_INNER_PRODUCT {
-            return Err(bad(format!(
-                "metric {:?} (fiq uses {METRIC_INNER_PRODUCT})",
-                record.metric
-            )));
-        }
-        if record.nlist == 0
-            || record.nprobe == 0
-            || record.nprobe > record.nlist
-            || record.rerank_factor == 0
-        {
-            return Err(bad(
-                "nlist, nprobe (<= nlist) and rerank_factor must be positive".into(),
-            ));
+        if let Some(appended) = &record.appended {
+            appended
+                .check()
+                .map_err(|reason| bad(format!("appended lists: {reason}")))?;
+            let same = (&appended.factory, appended.nlist, appended.dim, appended.exact_codes)
+                == (&record.factory, record.nlist, record.dim, record.exact_codes);
+            if !same || appended.first_id != record.len as u64 || appended.appended.is_some() {
+                return Err(bad(format!(
+                    "appended lists ({} nlist {} dim {}, from row {}) do not continue the index \
+                     ({} nlist {} dim {}, {} rows)",
+                    appended.factory,
+                    appended.nlist,
+                    appended.dim,
+                    appended.first_id,
+                    record.factory,
+                    record.nlist,
+                    record.dim,
+                    record.len
+                )));
+            }
         }
         Ok(record)
     }
@@ -190,6 +248,10 @@ mod tests {
             faiss_simd: "generic".into(),
             code_size: 32,
             lists_offset: 9000,
+            head_crc32: 7,
+            list_crc32: vec![1; 64],
+            first_id: 0,
+            appended: None,
         }
     }
 

@@ -284,23 +284,45 @@ fn damaged_files_are_reported_not_crashed_on() {
     let short = &bytes[..bytes.len() - 100];
     let err = reopen(short, short.len() as u64).unwrap_err();
     assert!(err.to_string().contains("inverted lists"), "{err}");
-    // Truncated inside the header: FAISS's reader reports it.
+    // Truncated inside the header: the header checksum (format 3) refuses it before FAISS parses it;
+    // without checksums (a format-2 record), FAISS's reader reports it.
     let err = reopen(&bytes[..1000], 1000).unwrap_err();
+    assert!(matches!(err, AnnError::CorruptFile { .. }), "{err}");
+    let mut unchecked = record.clone();
+    unchecked.format = 2;
+    unchecked.head_crc32 = 0;
+    unchecked.list_crc32.clear();
+    std::fs::write(&path, &bytes[..1000]).unwrap();
+    let err = AnnIndex::open(&path, unchecked.clone(), 1000).unwrap_err();
     assert!(matches!(err, AnnError::Faiss { .. }), "{err}");
 
-    // One list size changed (they are the u64s right before the lists): the sizes no longer add up to
-    // the file, so open refuses instead of pointing lists outside it.
+    // One list size changed (they are the u64s right before the lists): the header checksum catches it,
+    // and without checksums the sizes no longer add up to the file, so open refuses instead of
+    // pointing lists outside it.
     let mut grown = bytes.clone();
     let size_of_list_5 = record.lists_offset as usize - 8 * (NLIST - 5);
     grown[size_of_list_5 + 1] ^= 0x01;
     let err = reopen(&grown, len).unwrap_err();
+    assert!(err.to_string().contains("header section"), "{err}");
+    std::fs::write(&path, &grown).unwrap();
+    let err = AnnIndex::open(&path, unchecked.clone(), len).unwrap_err();
     assert!(err.to_string().contains("inverted lists"), "{err}");
 
-    // A flipped byte inside a list's codes: open and search still work (only `verify` checks the CRC);
-    // the scores change but every returned id is a real row.
+    // A flipped byte inside a list's codes: open works (lists are mapped, not read), and the first
+    // search that probes the list reports its checksum mismatch instead of answering differently.
     let mut flipped = bytes.clone();
     flipped[record.lists_offset as usize + 10] ^= 0x40;
     let damaged = reopen(&flipped, len).unwrap();
+    let err = damaged
+        .search(&store, store.row(0), 10, Some(NLIST))
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("checksum mismatch in inverted list"),
+        "{err}"
+    );
+    // Without checksums every returned id is still a real row (ids are range-checked).
+    let damaged = AnnIndex::open(&path, unchecked, len).unwrap();
     let hits = damaged.search(&store, store.row(0), 10, Some(4)).unwrap();
     assert!(hits.iter().all(|h| (h.id as usize) < store.len()));
 

@@ -505,3 +505,23 @@ fn real_annotations_parse_with_published_counts() {
         .collect();
     assert_eq!(duplicates, [6, 6, 0]);
 }
+
+#[test]
+fn captions_with_wrong_types_are_json_errors_naming_the_file() {
+    let fixture = Fixture::new();
+    fixture.split(Category::Dress, Split::Val, &["A"]);
+    for json in [
+        r#"[{"target": 5, "candidate": "A", "captions": ["a", "b"]}]"#,
+        r#"[{"target": "B", "candidate": "A", "captions": "a and b"}]"#,
+        r#"{"target": "B", "candidate": "A", "captions": ["a", "b"]}"#,
+        r#"[{"target": "B", "candidate": "A", "captions": [1, 2]}]"#,
+    ] {
+        let path = fixture.captions(Category::Dress, Split::Val, json);
+        let error = fixture.load(&[Category::Dress], Split::Val).unwrap_err();
+        assert!(
+            matches!(&error, DatasetError::Json { path: p, .. } if p == &path),
+            "{json}: {error:?}"
+        );
+        assert!(error.to_string().contains("cap.dress.val.json"), "{error}");
+    }
+}

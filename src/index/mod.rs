@@ -3,8 +3,11 @@
 //! [`Index`] is a read-only view of one committed version (cheap to clone, safe to share between
 //! threads); [`IndexWriter`] appends, deletes, builds the IVF index and commits new versions. The bytes
 //! are `fiq-index-format`'s business; this module adds normalization, the model check and search
-//! (`search.rs`: exact, or IVF through [`crate::ann`] with exact search of rows added since).
+//! (`search.rs`: exact, or IVF through [`crate::ann`]: the built lists and those of rows added since,
+//! `ivf_files.rs`).
 
+mod compact;
+mod ivf_files;
 mod search;
 mod writer;
 
@@ -12,10 +15,11 @@ use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
+pub use compact::{CompactReport, IvfOutcome, Retrain};
 use fiq_index_format::{Directory, MmapDirectory, Segment, Snapshot};
 pub use fiq_index_format::{ItemMeta, ModelInfo, VectorType, VerifyReport};
 pub use search::{SearchMode, SearchOptions, SearchStats, StoreRows};
-pub use writer::IndexWriter;
+pub use writer::{IndexWriter, RemoveReport};
 
 use crate::ann::{AnnIndex, AnnRecord};
 pub use crate::search::IdSet;
@@ -106,6 +110,8 @@ pub struct Index {
     /// The file involved.
     path: PathBuf,
     ann: Option<Arc<AnnIndex>>,
+    /// The lists of rows added since the IVF index was built (`ivf_files.rs`).
+    appended: Option<Arc<AnnIndex>>,
     /// The live ids, made on first need when some rows are deleted (`None` inside: nothing deleted).
     live: Arc<OnceLock<Option<IdSet>>>,
 }
@@ -129,9 +135,32 @@ impl Index {
 
     /// Opens the index kept in `dir` (for example a [`fiq_index_format::RamDirectory`]).
     pub fn open_in(dir: Arc<dyn Directory>) -> crate::Result<Index> {
+        Index::open_after(dir, None)
+    }
+
+    /// Opens the current version; what it shares with `earlier` (files are immutable, so the same
+    /// name means the same bytes) is not opened or checked again: segments keep their checksum
+    /// verdicts and an unchanged IVF index is shared as it is.
+    fn open_after(dir: Arc<dyn Directory>, earlier: Option<&Index>) -> crate::Result<Index> {
         let path = dir.path_of("");
-        let snapshot = Snapshot::open(dir)?;
-        let ann = search::open_ann(&snapshot, &path)?.map(Arc::new);
+        let mut snapshot = Snapshot::open(dir)?;
+        let same_ann = earlier.filter(|e| {
+            let (old, new) = (e.snapshot.manifest(), snapshot.manifest());
+            old.ann_files == new.ann_files && old.ann_params == new.ann_params
+        });
+        if let Some(earlier) = earlier {
+            snapshot.inherit_checks(&earlier.snapshot);
+        }
+        let (ann, appended) = match same_ann {
+            Some(earlier) => (earlier.ann.clone(), earlier.appended.clone()),
+            None => match ivf_files::open(&snapshot, &path)? {
+                Some(files) => (
+                    Some(Arc::new(files.built)),
+                    files.appended.map(Arc::new),
+                ),
+                None => (None, None),
+            },
+        };
         if ann.as_ref().is_some_and(|ann| !ann.record().exact_codes) {
             // Compressed codes are re-ranked with rows fetched by id: without this, every fetched
             // 2 KiB row drags its neighbours into memory by read-ahead.
@@ -144,13 +173,37 @@ impl Index {
             snapshot: Arc::new(snapshot),
             path,
             ann,
+            appended,
             live: Arc::default(),
         })
+    }
+
+    /// Moves this reader to the index's newest committed version, if there is one; returns whether it
+    /// moved. Cheap when nothing changed: it reads the generation from the first bytes of `MANIFEST` and
+    /// compares. Never waits for a writer. Clones of this `Index` made before keep their version (and
+    /// its files, through their lease) until they are refreshed or dropped.
+    pub fn refresh(&mut self) -> crate::Result<bool> {
+        let dir = self.snapshot.directory().clone();
+        if Snapshot::current_generation(dir.as_ref())? == self.snapshot.generation() {
+            return Ok(false);
+        }
+        *self = Index::open_after(dir, Some(self))?;
+        Ok(true)
+    }
+
+    /// The committed version this reader sees (its manifest's generation).
+    pub fn generation(&self) -> u64 {
+        self.snapshot.generation()
     }
 
     /// The IVF index, if one was built.
     pub fn ann(&self) -> Option<&AnnIndex> {
         self.ann.as_deref()
+    }
+
+    /// The IVF lists of rows added since the IVF index was built, if any (they share its centroids).
+    pub(crate) fn appended(&self) -> Option<&AnnIndex> {
+        self.appended.as_deref()
     }
 
     /// What the IVF index is (factory, nlist, default nprobe, ...), if there is one.
@@ -288,6 +341,28 @@ impl Index {
     ) -> crate::Result<(Vec<Vec<Neighbor>>, SearchStats)> {
         let normalized = self.normalized_queries(queries)?;
         self.run_search(&normalized, k, options)
+    }
+
+    /// Checks, once per opened version, the checksums of the segment sections a search in `mode` reads:
+    /// keys and metadata always; vectors unless the IVF lists hold them (IVF-Flat reads from the store
+    /// only the rows added after the IVF index was built). The first search pays one pass over those
+    /// bytes; later ones an atomic load per segment.
+    fn check_sections_read_by(&self, mode: SearchMode) -> crate::Result<()> {
+        let covered = match (mode, &self.ann) {
+            (SearchMode::Ivf { .. }, Some(ann)) if ann.record().exact_codes => {
+                ann.record().covered_rows() as u64
+            }
+            _ => 0,
+        };
+        for (segment, entry) in self
+            .snapshot
+            .segments()
+            .iter()
+            .zip(&self.snapshot.manifest().segments)
+        {
+            segment.check_on_first_use(entry.base_id + entry.count > covered)?;
+        }
+        Ok(())
     }
 
     /// Exact search, whatever the index holds: the ground truth.

@@ -11,12 +11,10 @@
 //! [`SearchStats`] counts it: nothing reports an exact answer as an IVF one.
 
 use std::borrow::Cow;
-use std::path::Path;
 
-use fiq_index_format::Snapshot;
 
 use super::{Index, IndexError};
-use crate::ann::{AnnIndex, AnnRecord, VectorSource};
+use crate::ann::VectorSource;
 use crate::search::{exact_search, IdSet, Neighbor, VectorBlock};
 
 /// How a search finds its neighbors.
@@ -90,37 +88,6 @@ pub struct SearchStats {
     pub exact_fallbacks: Vec<usize>,
 }
 
-/// The name the manifest gives the FAISS file among the index's ANN files.
-pub(crate) const IVF_FILE: &str = "ivf";
-
-/// Opens the IVF index the manifest of `snapshot` records, if any.
-pub(super) fn open_ann(snapshot: &Snapshot, index: &Path) -> crate::Result<Option<AnnIndex>> {
-    let manifest = snapshot.manifest();
-    let file = match manifest.ann_files.as_slice() {
-        [] => return Ok(None),
-        [one] if one.name == IVF_FILE => one,
-        other => {
-            let names: Vec<&str> = other.iter().map(|f| f.name.as_str()).collect();
-            return Err(IndexError::AnnUnsupported {
-                index: index.to_owned(),
-                reason: format!(
-                    "the manifest names ANN files {names:?}; this fiq reads one \"{IVF_FILE}\""
-                ),
-            }
-            .into());
-        }
-    };
-    let record = AnnRecord::from_json(&manifest.ann_params)?;
-    let path = snapshot
-        .directory()
-        .local_path(&file.entry.file)
-        .ok_or_else(|| IndexError::AnnUnsupported {
-            index: index.to_owned(),
-            reason: "FAISS maps its file from disk; this index directory is not on disk".into(),
-        })?;
-    Ok(Some(AnnIndex::open(&path, record, file.entry.len)?))
-}
-
 /// The first `len` rows of an index as a [`VectorSource`]: what an IVF index is built from and
 /// re-ranks with (see [`Index::ann_source`]). f32 stores only (FAISS and re-ranking read rows in place).
 pub struct StoreRows<'a> {
@@ -177,7 +144,7 @@ impl VectorSource for StoreRows<'_> {
 }
 
 /// The parts of `blocks` holding ids in `start..end`.
-fn blocks_in(
+pub(super) fn blocks_in(
     blocks: Vec<VectorBlock<'_>>,
     dim: usize,
     start: u64,
@@ -239,6 +206,7 @@ impl Index {
             Some(_) => SearchMode::IVF_DEFAULT,
             None => SearchMode::Exact,
         });
+        self.check_sections_read_by(mode)?;
         let allowed = self.allowed(options);
         match mode {
             SearchMode::Exact => Ok((
@@ -282,19 +250,28 @@ impl Index {
         if k == 0 {
             return Ok((vec![Vec::new(); stats.queries], stats));
         }
-        let covered = ann.len();
-        let source = StoreRows::new(self, covered)?;
+        let source = StoreRows::new(self, ann.len())?;
         let mut results = ann.search_batch(&source, normalized, k, Some(nprobe), allowed)?;
-
-        let appended = blocks_in(self.blocks(), self.dim(), covered as u64, self.total_rows());
-        if !appended.is_empty() {
-            let keep = |id: u64| allowed.is_none_or(|set| set.contains(id));
-            let tail = exact_search(normalized, self.dim(), &appended, k, &keep);
-            for (list, more) in results.iter_mut().zip(tail) {
+        let merge = |results: &mut Vec<Vec<Neighbor>>, more: Vec<Vec<Neighbor>>| {
+            for (list, more) in results.iter_mut().zip(more) {
                 list.extend(more);
                 list.sort_by(Neighbor::rank_cmp);
                 list.truncate(k);
             }
+        };
+        // Rows added since the build: through their own lists (same centroids, same nprobe) when the
+        // writer has filed them, exactly otherwise (a version committed before its appended lists).
+        let mut covered = ann.len();
+        if let Some(appended) = self.appended() {
+            covered += appended.len();
+            let source = StoreRows::new(self, covered)?;
+            let more = appended.search_batch(&source, normalized, k, Some(nprobe), allowed)?;
+            merge(&mut results, more);
+        }
+        let tail = blocks_in(self.blocks(), self.dim(), covered as u64, self.total_rows());
+        if !tail.is_empty() {
+            let keep = |id: u64| allowed.is_none_or(|set| set.contains(id));
+            merge(&mut results, exact_search(normalized, self.dim(), &tail, k, &keep));
         }
 
         // The probed lists held fewer than k allowed rows: exact search answers those queries (and

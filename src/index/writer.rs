@@ -4,10 +4,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use fiq_index_format::{
-    AnnFileSource, Directory, ItemMeta, MmapDirectory, ModelInfo, SnapshotWriter, VectorType,
+    Directory, ItemMeta, MmapDirectory, ModelInfo, SnapshotWriter, VectorType,
 };
 
-use super::search::{StoreRows, IVF_FILE};
+use super::ivf_files;
+use super::search::StoreRows;
 use super::Index;
 use crate::ann::{AnnIndex, AnnParams, AnnRecord, Progress};
 
@@ -88,6 +89,25 @@ impl IndexWriter {
     /// Adds one item; returns its id. The vector is normalized; a wrong dimension, a non-finite value,
     /// a zero vector or a duplicate key is refused.
     pub fn add(&mut self, key: &str, vector: &[f32], meta: &ItemMeta) -> crate::Result<u64> {
+        self.normalize(key, vector)?;
+        Ok(self.inner.add(key, &self.scratch, meta)?)
+    }
+
+    /// Adds one item, replacing the live item with the same key if there is one (both happen at the
+    /// next commit, together); returns the new id and the replaced one. Refused like [`IndexWriter::add`],
+    /// except that a committed key is replaced; a key given twice before one commit is a duplicate.
+    pub fn upsert(
+        &mut self,
+        key: &str,
+        vector: &[f32],
+        meta: &ItemMeta,
+    ) -> crate::Result<(u64, Option<u64>)> {
+        self.normalize(key, vector)?;
+        Ok(self.inner.upsert(key, &self.scratch, meta)?)
+    }
+
+    /// Copies `vector` into the scratch row, unit-length (a wrong length is left for the format to name).
+    fn normalize(&mut self, key: &str, vector: &[f32]) -> crate::Result<()> {
         self.scratch.clear();
         self.scratch.extend_from_slice(vector);
         if vector.len() == self.dim() {
@@ -98,12 +118,28 @@ impl IndexWriter {
                 }
             })?;
         }
-        Ok(self.inner.add(key, &self.scratch, meta)?)
+        Ok(())
     }
 
     /// Deletes the committed item with `key`; returns its id.
     pub fn delete(&mut self, key: &str) -> crate::Result<u64> {
         Ok(self.inner.delete(key)?)
+    }
+
+    /// Deletes every committed item among `keys` at the next commit; keys not in the index are counted
+    /// and named in the report, not an error (removing twice, or after a crash, is harmless).
+    pub fn remove_keys(&mut self, keys: &[String]) -> crate::Result<RemoveReport> {
+        let mut report = RemoveReport::default();
+        for key in keys {
+            match self.inner.delete(key) {
+                Ok(_) => report.removed += 1,
+                Err(fiq_index_format::FormatError::UnknownKey { .. }) => {
+                    report.missing.push(key.clone())
+                }
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Ok(report)
     }
 
     /// Stores a named setting at the next commit.
@@ -141,17 +177,10 @@ impl IndexWriter {
     ) -> crate::Result<AnnRecord> {
         let committed = Index::open_in(self.inner.directory().clone())?;
         let source = StoreRows::new(&committed, committed.total_rows() as usize)?;
-        let mut ann = AnnIndex::build(&source, params, progress)?;
-        let staged = self.inner.staging_path(IVF_FILE).unwrap_or_else(|| {
-            std::env::temp_dir().join(format!("fiq-ivf-{}.faiss", std::process::id()))
-        });
-        ann.write_file(&staged)?;
-        let record = ann.record().clone();
-        self.inner.set_ann(
-            vec![(IVF_FILE.to_owned(), AnnFileSource::Staged(staged))],
-            record.to_json(),
-        );
-        Ok(record)
+        let ann = AnnIndex::build(&source, params, progress)?;
+        drop(source);
+        drop(committed);
+        ivf_files::stage_built(&mut self.inner, ann)
     }
 
     /// Records new IVF parameters (a tuned default `nprobe`) at the next commit, without touching the
@@ -166,7 +195,34 @@ impl IndexWriter {
     }
 
     /// Makes all changes durable and visible as one new version; returns its generation.
+    ///
+    /// When the index has an IVF index and the commit added rows, a second commit follows that files
+    /// those rows in the IVF lists of their nearest trained centroids (no k-means; see `ivf_files.rs`),
+    /// so searches stay IVF. A crash between the two leaves the first version, whole, whose added rows
+    /// are searched exactly; the next commit files them. An error from the filing (a damaged IVF file,
+    /// named) comes after the first commit: the rows are then committed and searched exactly.
     pub fn commit(&mut self) -> crate::Result<u64> {
-        Ok(self.inner.commit()?.generation)
+        let generation = self.inner.commit()?.generation;
+        let committed = Index::open_in(self.inner.directory().clone())?;
+        let filed = ivf_files::stage_appended(&mut self.inner, &committed, &())?;
+        drop(committed); // its lease would keep the replaced appended lists past the commit
+        match filed {
+            0 => Ok(generation),
+            _ => Ok(self.inner.commit()?.generation),
+        }
     }
+
+    /// The format-level writer, for the compaction (`compact.rs`).
+    pub(super) fn inner_mut(&mut self) -> &mut SnapshotWriter {
+        &mut self.inner
+    }
+}
+
+/// What [`IndexWriter::remove_keys`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RemoveReport {
+    /// Items deleted at the next commit.
+    pub removed: usize,
+    /// Keys that name no live item.
+    pub missing: Vec<String>,
 }

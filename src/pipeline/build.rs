@@ -67,6 +67,44 @@ pub struct CatalogImage {
     pub path: PathBuf,
 }
 
+impl CatalogImage {
+    /// The metadata stored with the image's vector.
+    pub(super) fn meta(&self) -> ItemMeta {
+        ItemMeta {
+            category: self.category.clone(),
+            source: self.path.display().to_string(),
+        }
+    }
+}
+
+/// Encodes `images` in one batch; an image that cannot be read or encoded gets its reason, not an error.
+pub(super) fn encode_batch(
+    encoder: &dyn Encoder,
+    images: &[&CatalogImage],
+) -> crate::Result<Vec<Result<Vec<f32>, String>>> {
+    let sources: Vec<ImageSource<'_>> = images
+        .iter()
+        .map(|image| ImageSource::Path(&image.path))
+        .collect();
+    Ok(encoder
+        .encode_images(&sources)?
+        .into_iter()
+        .map(|vector| vector.map_err(|e| e.to_string()))
+        .collect())
+}
+
+/// Opens the index at `out` for writing, creating it for `encoder` when there is none; an existing index
+/// must have been built by `encoder`'s model.
+pub(super) fn open_for_encoder(out: &Path, encoder: &dyn Encoder) -> crate::Result<IndexWriter> {
+    if out.join(fiq_index_format::manifest::MANIFEST_FILE).exists() {
+        let writer = IndexWriter::open(out)?;
+        crate::index::check_model(out, writer.model(), encoder.info())?;
+        Ok(writer)
+    } else {
+        Ok(IndexWriter::create(out, encoder.dim(), encoder.info().clone())?)
+    }
+}
+
 /// Encodes every gallery image of `dataset` with `encoder` into the index at `out`, creating it if needed.
 ///
 /// Resumable: the index is committed every [`BuildOptions::commit_every`] images, and a rerun skips images
@@ -121,13 +159,7 @@ pub fn add_images(
     out: &Path,
     options: &BuildOptions,
 ) -> crate::Result<BuildReport> {
-    let mut writer = if out.join(fiq_index_format::manifest::MANIFEST_FILE).exists() {
-        let writer = IndexWriter::open(out)?;
-        crate::index::check_model(out, writer.model(), encoder.info())?;
-        writer
-    } else {
-        IndexWriter::create(out, encoder.dim(), encoder.info().clone())?
-    };
+    let mut writer = open_for_encoder(out, encoder)?;
 
     let mut report = BuildReport::default();
     let mut todo: Vec<&CatalogImage> = Vec::new();
@@ -147,28 +179,20 @@ pub fn add_images(
     };
     for chunk in todo.chunks(options.commit_every.max(1)) {
         let started = Instant::now();
-        let sources: Vec<ImageSource<'_>> = chunk
-            .iter()
-            .map(|image| ImageSource::Path(&image.path))
-            .collect();
-        let vectors = encoder.encode_images(&sources)?;
+        let vectors = encode_batch(encoder, chunk)?;
         report.decode_and_encode_time += started.elapsed();
 
         let started = Instant::now();
         for (image, vector) in chunk.iter().zip(vectors) {
             match vector {
                 Ok(vector) => {
-                    let meta = ItemMeta {
-                        category: image.category.clone(),
-                        source: image.path.display().to_string(),
-                    };
-                    writer.add(&image.key, &vector, &meta)?;
+                    writer.add(&image.key, &vector, &image.meta())?;
                     report.added += 1;
                 }
-                Err(err) => report.skipped.push(SkippedImage {
+                Err(reason) => report.skipped.push(SkippedImage {
                     name: image.key.clone(),
                     path: Some(image.path.clone()),
-                    reason: err.to_string(),
+                    reason,
                 }),
             }
         }

@@ -4,12 +4,14 @@
 //! ([`evaluate_index`], [`evaluate_index_both_ways`]) and show it as an HTML page ([`html_report`]).
 //! The `fiq-index` binary only parses, calls these and prints.
 
+mod add;
 mod build;
 mod eval;
 mod ivf;
 mod report;
 mod vectors;
 
+pub use add::{upsert_image_dir, upsert_images, AddReport, IMAGE_EXTENSIONS};
 pub use build::{add_images, build_catalog, BuildOptions, BuildReport, CatalogImage, SkippedImage};
 pub use eval::{
     evaluate_index, evaluate_index_both_ways, evaluate_index_ranked, Agreement, CategoryGalleries,
@@ -20,7 +22,7 @@ pub use ivf::{
     build_ivf, measure_nprobe, query_vectors, record_nprobe, tune_and_record, TuneQueries,
     TuneTarget,
 };
-pub use vectors::{import_vectors, read_keys, ImportOptions, ImportReport};
+pub use vectors::{import_vectors, ImportOptions, ImportReport};
 
 /// Errors of the pipeline that are not another module's.
 #[derive(Debug, thiserror::Error)]
@@ -46,25 +48,6 @@ pub enum PipelineError {
         keys: std::path::PathBuf,
         /// How many.
         count: usize,
-    },
-    /// A keys file that cannot be read.
-    #[error("cannot read keys file {} (line {line})", path.display())]
-    KeysFile {
-        /// The file involved.
-        path: std::path::PathBuf,
-        /// The line (1-based; 0: opening the file).
-        line: usize,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// An empty line in a keys file.
-    #[error("{}: line {line} is empty; every row needs a key", path.display())]
-    EmptyKey {
-        /// The file involved.
-        path: std::path::PathBuf,
-        /// The line (1-based; 0: opening the file).
-        line: usize,
     },
     /// Vectors of another dimension than the index's.
     #[error("{} holds {found}-dimensional vectors, the index at {} holds {expected}", file.display(), index.display())]

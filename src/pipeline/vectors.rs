@@ -1,6 +1,5 @@
 //! Importing vectors made elsewhere (numpy, another engine) into an index.
 
-use std::io::BufRead;
 use std::path::Path;
 
 use super::PipelineError;
@@ -25,6 +24,8 @@ pub struct ImportOptions {
 pub struct ImportReport {
     /// Vectors added.
     pub rows: usize,
+    /// Of those, how many replaced a live row with the same key (only when appending).
+    pub replaced: usize,
     /// Their dimension.
     pub dim: usize,
     /// The index version committed.
@@ -35,15 +36,17 @@ impl std::fmt::Display for ImportReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "imported {} vectors of dimension {} (version {})",
-            self.rows, self.dim, self.generation
+            "imported {} vectors of dimension {} ({} replacing rows with the same key; version {})",
+            self.rows, self.dim, self.replaced, self.generation
         )
     }
 }
 
 /// Reads the 2-D float `.npy` at `vectors` and one key per line from `keys` (row i gets line i) and adds
-/// them to the index at `out` in one commit: an interrupted import leaves the index as it was. Vectors
-/// are L2-normalized by the writer, which refuses NaN, zero vectors and duplicate keys by row.
+/// them to the index at `out` in one commit: an interrupted import leaves the index as it was (a crash
+/// at any moment leaves the previous version or the new one). A key already in the index is replaced
+/// (its old row deleted in the same commit). Vectors are L2-normalized by the writer, which refuses NaN
+/// and zero vectors by row; the keys file is refused whole when a line is empty, not UTF-8, or repeated.
 pub fn import_vectors(
     vectors: &Path,
     keys: &Path,
@@ -51,7 +54,7 @@ pub fn import_vectors(
     options: &ImportOptions,
 ) -> crate::Result<ImportReport> {
     let matrix = crate::npy::read_matrix(vectors)?;
-    let key_list = read_keys(keys)?;
+    let key_list = crate::keys::read_keys(keys)?;
     if key_list.len() != matrix.rows {
         return Err(PipelineError::KeyCount {
             vectors: vectors.to_owned(),
@@ -85,14 +88,16 @@ pub fn import_vectors(
         category: options.category.clone(),
         source: String::new(),
     };
+    let mut replaced = 0;
     for (i, key) in key_list.iter().enumerate() {
-        writer
-            .add(key, matrix.row(i), &meta)
+        let (_, old) = writer
+            .upsert(key, matrix.row(i), &meta)
             .map_err(|source| PipelineError::ImportRow {
                 file: vectors.to_owned(),
                 row: i,
                 source: Box::new(source),
             })?;
+        replaced += usize::from(old.is_some());
         if i % 4096 == 0 {
             bar.set_position(i as u64);
         }
@@ -101,32 +106,8 @@ pub fn import_vectors(
     let generation = writer.commit()?;
     Ok(ImportReport {
         rows: matrix.rows,
+        replaced,
         dim: matrix.dim,
         generation,
     })
-}
-
-/// One key per line; an empty line is an error naming it (every row needs a key).
-pub fn read_keys(path: &Path) -> Result<Vec<String>, PipelineError> {
-    let io = |line: usize| {
-        move |source| PipelineError::KeysFile {
-            path: path.to_owned(),
-            line,
-            source,
-        }
-    };
-    let file = std::fs::File::open(path).map_err(io(0))?;
-    let mut keys = Vec::new();
-    for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(io(n + 1))?;
-        let key = line.trim_end_matches('\r');
-        if key.is_empty() {
-            return Err(PipelineError::EmptyKey {
-                path: path.to_owned(),
-                line: n + 1,
-            });
-        }
-        keys.push(key.to_owned());
-    }
-    Ok(keys)
 }

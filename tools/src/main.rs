@@ -29,6 +29,9 @@ struct Cli {
 enum Command {
     Query(cmd::query::Args),
     Import(cmd::import::Args),
+    Add(cmd::add::Args),
+    Remove(cmd::remove::Args),
+    Compact(cmd::compact::Args),
     Search(cmd::search::Args),
     Info(cmd::info::Args),
     Verify(cmd::verify::Args),
@@ -49,6 +52,9 @@ fn main() {
     let result = match cli.command {
         Command::Query(args) => cmd::query::run(args),
         Command::Import(args) => cmd::import::run(args),
+        Command::Add(args) => cmd::add::run(args),
+        Command::Remove(args) => cmd::remove::run(args),
+        Command::Compact(args) => cmd::compact::run(args),
         Command::Search(args) => cmd::search::run(args),
         Command::Info(args) => cmd::info::run(args),
         Command::Verify(args) => cmd::verify::run(args),

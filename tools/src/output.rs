@@ -22,3 +22,29 @@ pub fn restore_default_sigpipe() {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
+
+/// Writes the images a build or an add skipped, one `name<TAB>path<TAB>reason` line each, to
+/// `INDEX/skipped-images.tsv`; returns its path.
+pub fn write_skipped_log(
+    index: &std::path::Path,
+    skipped: &[fiq::pipeline::SkippedImage],
+) -> anyhow::Result<std::path::PathBuf> {
+    use anyhow::Context;
+    let log = index.join("skipped-images.tsv");
+    let lines: String = skipped
+        .iter()
+        .map(|s| {
+            format!(
+                "{}\t{}\t{}\n",
+                s.name,
+                s.path
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+                s.reason
+            )
+        })
+        .collect();
+    std::fs::write(&log, lines).with_context(|| format!("writing {}", log.display()))?;
+    Ok(log)
+}

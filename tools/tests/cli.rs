@@ -627,3 +627,111 @@ fn query_answers_as_the_library_does_and_reports_each_bad_query() {
         "{error}"
     );
 }
+
+/// `add` (new and replaced keys), `remove` (present and absent keys), `info` with the IVF drift,
+/// `compact`, `verify`, and searches that never name a removed key.
+#[test]
+fn add_remove_compact_end_to_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let index = import(tmp.path(), 60, 8);
+    run_ok(
+        bin()
+            .args(["build", "--out"])
+            .arg(&index)
+            .args(["--ivf", "4", "--nprobe", "2", "--quiet"]),
+    );
+    // 10 rows: item0..item4 replaced, new0..new4 added.
+    write_npy(&tmp.path().join("add.npy"), 10, 8, |r, c| {
+        if c == (r + 4) % 8 {
+            2.0
+        } else {
+            0.05
+        }
+    });
+    let keys: String = (0..10)
+        .map(|i| {
+            if i < 5 {
+                format!("item{i}\n")
+            } else {
+                format!("new{i}\n")
+            }
+        })
+        .collect();
+    std::fs::write(tmp.path().join("add.txt"), keys).unwrap();
+    let out = run_ok(
+        bin()
+            .arg("add")
+            .arg(&index)
+            .arg("--vectors")
+            .arg(tmp.path().join("add.npy"))
+            .arg("--keys")
+            .arg(tmp.path().join("add.txt"))
+            .args(["--category", "dress"]),
+    );
+    assert!(out.contains("5 added, 5 replaced"), "{out}");
+    std::fs::write(
+        tmp.path().join("rm.txt"),
+        "item10\nitem11\nnew7\nnot-there\n",
+    )
+    .unwrap();
+    let out = run_ok(
+        bin()
+            .arg("remove")
+            .arg(&index)
+            .arg("--keys")
+            .arg(tmp.path().join("rm.txt")),
+    );
+    assert!(out.contains("3 removed, 1 not found"), "{out}");
+    let info: serde_json::Value =
+        serde_json::from_str(&run_ok(bin().arg("info").arg(&index).arg("--json"))).unwrap();
+    assert_eq!(info["items"], 60 + 5 - 3);
+    assert_eq!(info["ivf_drift"]["added_rows"], 9, "{info}"); // 10 added, new7 removed
+
+    let searched = |index: &Path| -> String {
+        write_npy(&tmp.path().join("q.npy"), 8, 8, |r, c| {
+            if c == r {
+                1.0
+            } else {
+                0.0
+            }
+        });
+        run_ok(
+            bin()
+                .arg("search")
+                .arg(index)
+                .arg("--query-npy")
+                .arg(tmp.path().join("q.npy"))
+                .args(["-k", "20", "--json"]),
+        )
+    };
+    for key in ["\"item10\"", "\"item11\"", "\"new7\""] {
+        assert!(!searched(&index).contains(key), "{key} was removed");
+    }
+    let out = run_ok(bin().arg("compact").arg(&index).arg("--quiet"));
+    assert!(out.contains("70 rows -> 62"), "{out}");
+    let info: serde_json::Value =
+        serde_json::from_str(&run_ok(bin().arg("info").arg(&index).arg("--json"))).unwrap();
+    assert_eq!(
+        (info["items"].as_u64(), info["deleted"].as_u64()),
+        (Some(62), Some(0))
+    );
+    for key in ["\"item10\"", "\"item11\"", "\"new7\""] {
+        assert!(
+            !searched(&index).contains(key),
+            "{key} came back after compact"
+        );
+    }
+    assert!(run_ok(bin().arg("verify").arg(&index)).starts_with("ok:"));
+    // Only the committed version's files are left (and no staging or temporary file).
+    let names: Vec<String> = std::fs::read_dir(&index)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.iter().filter(|n| n.starts_with("seg-")).count() == 1
+            && !names
+                .iter()
+                .any(|n| n.starts_with(".staged-") || n.ends_with(".tmp")),
+        "{names:?}"
+    );
+}

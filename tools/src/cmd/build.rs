@@ -89,23 +89,8 @@ fn encode_catalog(args: &Args) -> anyhow::Result<()> {
     load_report
         .write_missing_log(args.out.join(MISSING_LOG))
         .context("keeping the loader's report with the index")?;
-    let log = args.out.join(SKIPPED_LOG);
-    let lines: String = report
-        .skipped
-        .iter()
-        .map(|s| {
-            format!(
-                "{}\t{}\t{}\n",
-                s.name,
-                s.path
-                    .as_ref()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default(),
-                s.reason
-            )
-        })
-        .collect();
-    std::fs::write(&log, lines).with_context(|| format!("writing {}", log.display()))?;
+    // Written even when empty, so that a rebuild's log never shows an earlier run's skips.
+    let log = crate::output::write_skipped_log(&args.out, &report.skipped)?;
     if !report.skipped.is_empty() {
         eprintln!(
             "{} images skipped (missing or undecodable); see {}",
@@ -127,8 +112,6 @@ fn encode_catalog(args: &Args) -> anyhow::Result<()> {
 
 /// The loader's list of image names that resolve to no file, kept in the index directory.
 const MISSING_LOG: &str = "missing-images.tsv";
-/// The images the build could not add, and why, kept in the index directory.
-const SKIPPED_LOG: &str = "skipped-images.tsv";
 
 fn build_ivf_and_tune(args: &Args) -> anyhow::Result<()> {
     let rows = Index::open(&args.out)?.total_rows() as usize;

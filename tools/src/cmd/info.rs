@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use fiq::index::Index;
 
-/// Show what an index holds: size, dimension, model, segments, ANN index and settings.
+/// Show what an index holds: size, dimension, model, segments, ANN index, its drift and settings.
 /// Opening reads the manifest and segment headers only; nothing is verified (see `verify`).
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -18,6 +18,17 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let index = Index::open(&args.index)?;
     let manifest = index.snapshot().manifest();
+    let drift = index.ivf_drift()?;
+    let drift_json = drift.as_ref().map(|d| {
+        serde_json::json!({
+            "ratio": d.ratio,
+            "built_residual": d.built_residual,
+            "added_residual": d.added_residual,
+            "built_rows": d.built_rows,
+            "added_rows": d.added_rows,
+            "compact_would_retrain": d.retrain_reason(index.len()),
+        })
+    });
     let segments: Vec<_> = manifest
         .segments
         .iter()
@@ -34,6 +45,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "segments": segments,
         "ann_files": manifest.ann_files.iter().map(|a| serde_json::json!({"name": a.name, "bytes": a.entry.len})).collect::<Vec<_>>(),
         "ann_params": manifest.ann_params,
+        "ivf_rows": index.ann_record().map(|r| serde_json::json!({
+            "built": r.len,
+            "appended": r.appended.as_ref().map_or(0, |a| a.len),
+            "searched_exactly": index.total_rows() - r.covered_rows() as u64,
+        })),
+        "ivf_drift": drift_json,
         "settings": manifest.settings,
     });
     if args.json {
@@ -64,10 +81,31 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 s.file_len
             );
         }
-        if manifest.ann_files.is_empty() {
-            println!("ann        none (exact search)");
-        } else {
-            println!("ann        {}", manifest.ann_params);
+        match index.ann_record() {
+            None => println!("ann        none (exact search)"),
+            Some(r) => println!(
+                "ann        {} ({} lists, default nprobe {}): {} rows in the built lists, {} in the \
+                 appended lists, {} not yet filed (searched exactly)",
+                r.factory,
+                r.nlist,
+                r.nprobe,
+                r.len,
+                r.appended.as_ref().map_or(0, |a| a.len),
+                index.total_rows() - r.covered_rows() as u64
+            ),
+        }
+        if let Some(d) = &drift {
+            let verdict = d
+                .retrain_reason(index.len())
+                .unwrap_or_else(|| "compact keeps the centroids".into());
+            println!(
+                "ivf drift  {:.3} ({} rows added since training; residual {:.4} built, {}; {verdict})",
+                d.ratio,
+                d.added_rows,
+                d.built_residual,
+                d.added_residual
+                    .map_or("none added".to_owned(), |r| format!("{r:.4} added"))
+            );
         }
         for (name, value) in &manifest.settings {
             println!("setting    {name} = {value}");
