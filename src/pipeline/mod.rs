@@ -17,11 +17,11 @@ pub use eval::{
     evaluate_index, evaluate_index_both_ways, evaluate_index_ranked, Agreement, CategoryGalleries,
     IndexBackend, ModeComparison, TextSource,
 };
-pub use report::{html_report, HtmlReportOptions, RunResults};
 pub use ivf::{
     build_ivf, measure_nprobe, query_vectors, record_nprobe, tune_and_record, TuneQueries,
     TuneTarget,
 };
+pub use report::{html_report, HtmlReportOptions, RunResults};
 pub use vectors::{import_vectors, ImportOptions, ImportReport};
 
 /// Errors of the pipeline that are not another module's.

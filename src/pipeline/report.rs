@@ -187,7 +187,11 @@ fn sample_queries(
             hits,
             target_rank,
             target_score,
-            missed_top_50: !ranking.results.iter().take(50).any(|k| *k == ranking.target),
+            missed_top_50: !ranking
+                .results
+                .iter()
+                .take(50)
+                .any(|k| *k == ranking.target),
         });
     }
     Ok(samples)

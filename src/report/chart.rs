@@ -16,7 +16,11 @@ const COLORS: [&str; 8] = [
 
 /// Each run's average recall@k as one line (IVF runs dashed), k on x, recall in percent on y.
 pub(super) fn recall_chart(runs: &[ReportRun]) -> String {
-    let max_k = runs.iter().map(|r| r.curve.average.len()).max().unwrap_or(0);
+    let max_k = runs
+        .iter()
+        .map(|r| r.curve.average.len())
+        .max()
+        .unwrap_or(0);
     if max_k == 0 {
         return "<p>No curve: no query was answered.</p>\n".into();
     }
@@ -84,7 +88,11 @@ pub(super) fn recall_chart(runs: &[ReportRun]) -> String {
             }
         };
         let color = COLORS[slot % COLORS.len()];
-        let dash = if run.ivf { " stroke-dasharray=\"6 4\"" } else { "" };
+        let dash = if run.ivf {
+            " stroke-dasharray=\"6 4\""
+        } else {
+            ""
+        };
         let points: Vec<String> = run
             .curve
             .average

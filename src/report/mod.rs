@@ -148,7 +148,9 @@ impl HtmlReport {
         }
         html.push_str("</header>\n<main>\n");
         self.metrics_table(&mut html);
-        html.push_str("<section id=\"curves\">\n<h2>Recall@k, k = 1 to 50 (average over categories)</h2>\n");
+        html.push_str(
+            "<section id=\"curves\">\n<h2>Recall@k, k = 1 to 50 (average over categories)</h2>\n",
+        );
         html.push_str(&chart::recall_chart(&self.runs));
         html.push_str("</section>\n");
         self.sample_section(&mut html);
@@ -326,8 +328,14 @@ mod tests {
             ranking(Category::Shirt, "z", &["x", "z", "y"]),
         ];
         let curve = recall_curve(&rankings, 3);
-        assert_eq!(curve.per_category[0], (Category::Dress, vec![0.5, 0.5, 1.0]));
-        assert_eq!(curve.per_category[1], (Category::Shirt, vec![0.0, 1.0, 1.0]));
+        assert_eq!(
+            curve.per_category[0],
+            (Category::Dress, vec![0.5, 0.5, 1.0])
+        );
+        assert_eq!(
+            curve.per_category[1],
+            (Category::Shirt, vec![0.0, 1.0, 1.0])
+        );
         assert_eq!(curve.average, vec![0.25, 0.75, 1.0]);
     }
 

@@ -23,11 +23,7 @@ const STYLE: &str = include_str!("page/style.css");
 const FUSIONS: [&str; 5] = ["default", "sum", "weighted", "text", "image"];
 
 pub(super) async fn page() -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        PAGE,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], PAGE).into_response()
 }
 
 pub(super) async fn script() -> Response {
@@ -132,7 +128,10 @@ pub(super) async fn items(
         if !app.categories.iter().any(|(name, _)| name == category) {
             let known: Vec<&str> = app.categories.iter().map(|(n, _)| n.as_str()).collect();
             return Err(ApiError::BadParameters {
-                reason: format!("unknown category {category:?} (known: {})", known.join(", ")),
+                reason: format!(
+                    "unknown category {category:?} (known: {})",
+                    known.join(", ")
+                ),
             });
         }
     }
@@ -148,7 +147,11 @@ pub(super) async fn items(
             continue;
         }
         if total >= params.offset && page.len() < limit {
-            page.push(item_json(index.key(id)?, &meta.category, !meta.source.is_empty()));
+            page.push(item_json(
+                index.key(id)?,
+                &meta.category,
+                !meta.source.is_empty(),
+            ));
         }
         total += 1;
     }
@@ -213,10 +216,12 @@ pub(super) async fn item_image(
     if source.is_empty() {
         return Err(ApiError::NoImage { key, path: None });
     }
-    let bytes = tokio::fs::read(&source).await.map_err(|_| ApiError::NoImage {
-        key,
-        path: Some(source.clone()),
-    })?;
+    let bytes = tokio::fs::read(&source)
+        .await
+        .map_err(|_| ApiError::NoImage {
+            key,
+            path: Some(source.clone()),
+        })?;
     let content_type = match image::guess_format(&bytes) {
         Ok(image::ImageFormat::Jpeg) => "image/jpeg",
         Ok(image::ImageFormat::Png) => "image/png",
@@ -279,9 +284,10 @@ pub(super) async fn query(
         let request = Request::from_parts(parts, Body::from(bytes));
         read_form(request).await?
     } else if content_type.starts_with("application/json") || content_type.is_empty() {
-        let fields: QueryRequest = serde_json::from_slice(&bytes).map_err(|e| ApiError::BadJson {
-            reason: e.to_string(),
-        })?;
+        let fields: QueryRequest =
+            serde_json::from_slice(&bytes).map_err(|e| ApiError::BadJson {
+                reason: e.to_string(),
+            })?;
         (fields, None)
     } else {
         return Err(ApiError::UnsupportedContentType { content_type });
@@ -307,11 +313,12 @@ async fn read_form(request: Request) -> Result<(QueryRequest, Option<Upload>), A
     let multipart_error = |e: axum::extract::multipart::MultipartError| ApiError::Multipart {
         reason: e.body_text(),
     };
-    let mut form = Multipart::from_request(request, &())
-        .await
-        .map_err(|e| ApiError::Multipart {
-            reason: e.body_text(),
-        })?;
+    let mut form =
+        Multipart::from_request(request, &())
+            .await
+            .map_err(|e| ApiError::Multipart {
+                reason: e.body_text(),
+            })?;
     let mut fields = QueryRequest::default();
     let mut upload = None;
     while let Some(field) = form.next_field().await.map_err(multipart_error)? {
@@ -479,4 +486,21 @@ fn answer_json(answer: &Answer, started: Instant) -> serde_json::Value {
         "exact_fallback": answer.exact_fallback,
         "took_ms": started.elapsed().as_secs_f64() * 1e3,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::item_url;
+
+    #[test]
+    fn item_urls_percent_encode_the_key() {
+        for (key, url) in [
+            ("B00A0I8E7O", "/items/B00A0I8E7O"),
+            ("a b/c?d#e", "/items/a%20b%2Fc%3Fd%23e"),
+            ("dress_1.jpg", "/items/dress_1.jpg"),
+            ("é", "/items/%C3%A9"),
+        ] {
+            assert_eq!(item_url(key), url, "{key:?}");
+        }
+    }
 }

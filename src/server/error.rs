@@ -19,7 +19,9 @@ pub enum ApiError {
         reason: String,
     },
     /// A body neither JSON nor a multipart form.
-    #[error("unsupported content type {content_type:?}: send application/json or multipart/form-data")]
+    #[error(
+        "unsupported content type {content_type:?}: send application/json or multipart/form-data"
+    )]
     UnsupportedContentType {
         /// The `Content-Type` sent ("" when none).
         content_type: String,

@@ -74,7 +74,9 @@ impl Metrics {
                 "fiq_http_requests_total{{route=\"{route}\",method=\"{method}\",status=\"{status}\"}} {count}"
             );
         }
-        out.push_str("# HELP fiq_http_request_duration_seconds Time to answer a request, by route.\n");
+        out.push_str(
+            "# HELP fiq_http_request_duration_seconds Time to answer a request, by route.\n",
+        );
         out.push_str("# TYPE fiq_http_request_duration_seconds histogram\n");
         for (route, histogram) in &counters.latency {
             let mut cumulative = 0;
@@ -128,12 +130,10 @@ mod tests {
         assert!(text.contains(
             "fiq_http_requests_total{route=\"/query\",method=\"POST\",status=\"200\"} 1"
         ));
-        assert!(text.contains(
-            "fiq_http_request_duration_seconds_bucket{route=\"/query\",le=\"0.005\"} 1"
-        ));
-        assert!(text.contains(
-            "fiq_http_request_duration_seconds_bucket{route=\"/query\",le=\"0.05\"} 2"
-        ));
+        assert!(text
+            .contains("fiq_http_request_duration_seconds_bucket{route=\"/query\",le=\"0.005\"} 1"));
+        assert!(text
+            .contains("fiq_http_request_duration_seconds_bucket{route=\"/query\",le=\"0.05\"} 2"));
         assert!(text.contains("fiq_http_request_duration_seconds_count{route=\"/query\"} 2"));
         assert!(text.contains("fiq_query_batched_total 2"));
     }

@@ -105,10 +105,7 @@ pub(crate) struct App {
 
 /// The application's routes over `retriever`, to serve or to mount in a larger axum application.
 /// Starts the batch worker thread, which ends when the router (every clone of it) is dropped.
-pub fn router(
-    retriever: Arc<Retriever>,
-    options: ServerOptions,
-) -> Result<Router, ServerError> {
+pub fn router(retriever: Arc<Retriever>, options: ServerOptions) -> Result<Router, ServerError> {
     Ok(router_and_worker(retriever, options)?.0)
 }
 
@@ -184,12 +181,7 @@ async fn track(State(app): State<Arc<App>>, request: Request, next: Next) -> Res
 /// A JSON response.
 pub(crate) fn json_response(status: StatusCode, body: &serde_json::Value) -> Response {
     let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        bytes,
-    )
-        .into_response()
+    (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response()
 }
 
 /// A bound server: [`Server::bind`], print [`Server::local_addr`], then [`Server::run_until_signal`].
@@ -227,7 +219,10 @@ impl Server {
     }
 
     /// Serves until `shutdown` completes, then finishes the requests in flight and returns.
-    pub fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
+    pub fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .thread_name("fiq-http")

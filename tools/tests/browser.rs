@@ -115,7 +115,10 @@ fn search_page_in_chromium() {
     tab.find_element("#search").unwrap().click().unwrap();
     let keys = result_keys(&tab);
     assert_eq!(keys.len(), 12, "k = 12 results");
-    assert!(!keys.contains(&first), "the reference is hidden from its results");
+    assert!(
+        !keys.contains(&first),
+        "the reference is hidden from its results"
+    );
     let scores = eval(
         &tab,
         "[...document.querySelectorAll('#results .score')].map(e => Number(e.textContent)).join(' ')",
@@ -127,7 +130,11 @@ fn search_page_in_chromium() {
         .map(|s| s.parse().unwrap())
         .collect();
     assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
-    let status = tab.find_element("#status").unwrap().get_inner_text().unwrap();
+    let status = tab
+        .find_element("#status")
+        .unwrap()
+        .get_inner_text()
+        .unwrap();
     assert!(status.contains("12 results"), "{status}");
     screenshot(&tab, "serve-page.png");
 
@@ -142,17 +149,26 @@ fn search_page_in_chromium() {
     let label = tab.wait_for_element("#reference-label").unwrap();
     assert!(label.get_inner_text().unwrap().starts_with("upload:"));
     eval(&tab, "document.querySelector('#fusion').value = 'image'");
-    eval(&tab, "document.querySelector('#exclude-reference').checked = false");
+    eval(
+        &tab,
+        "document.querySelector('#exclude-reference').checked = false",
+    );
     tab.find_element("#search").unwrap().click().unwrap();
     let keys = result_keys(&tab);
-    assert_eq!(keys[0], upload_key, "the uploaded item's own image ranks first");
+    assert_eq!(
+        keys[0], upload_key,
+        "the uploaded item's own image ranks first"
+    );
 
     // A bad request shows the server's message, not a broken page.
     eval(&tab, "document.querySelector('#k').value = '5000'");
     tab.find_element("#search").unwrap().click().unwrap();
     let error = tab.wait_for_element("#error:not([hidden])").unwrap();
     let message = error.get_inner_text().unwrap();
-    assert!(message.contains("400") && message.contains("k = 5000"), "{message}");
+    assert!(
+        message.contains("400") && message.contains("k = 5000"),
+        "{message}"
+    );
 }
 
 /// The image file of catalog item `key` in the synthetic tree.
@@ -190,11 +206,18 @@ fn html_report_in_chromium() {
         .args(["--html-sample", "1000"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let html = std::fs::read_to_string(&report).unwrap();
     // Self-contained: nothing fetched from anywhere.
     for outside in ["src=\"http", "href=\"http", "src=\"//", "<link"] {
-        assert!(!html.contains(outside), "the report must not load {outside}...");
+        assert!(
+            !html.contains(outside),
+            "the report must not load {outside}..."
+        );
     }
 
     let tab = browser.new_tab().unwrap();
@@ -203,9 +226,15 @@ fn html_report_in_chromium() {
         .unwrap();
     tab.wait_until_navigated().unwrap();
     // Three fusions, each through the IVF index and exactly: six rows, six curves.
-    let rows = eval(&tab, "document.querySelectorAll('table.metrics tbody tr').length");
+    let rows = eval(
+        &tab,
+        "document.querySelectorAll('table.metrics tbody tr').length",
+    );
     assert_eq!(rows, 6);
-    let curves = eval(&tab, "document.querySelectorAll('svg.chart polyline').length");
+    let curves = eval(
+        &tab,
+        "document.querySelectorAll('svg.chart polyline').length",
+    );
     assert_eq!(curves, 6);
     let points = eval(
         &tab,
@@ -218,9 +247,15 @@ fn html_report_in_chromium() {
     // Every query is in the sample (fewer than 1000).
     let cards = tab.wait_for_elements("#samples .sample").unwrap().len() as u64;
     assert!(cards > 20, "{cards} queries");
-    let first = eval(&tab, "document.querySelector('#samples .sample').dataset.miss");
+    let first = eval(
+        &tab,
+        "document.querySelector('#samples .sample').dataset.miss",
+    );
     assert_eq!(first, "true", "failures come first");
-    let thumbs = eval(&tab, "document.querySelectorAll('#samples .sample:first-child .hits .thumb').length");
+    let thumbs = eval(
+        &tab,
+        "document.querySelectorAll('#samples .sample:first-child .hits .thumb').length",
+    );
     assert_eq!(thumbs, 10);
     let images = eval(&tab, "[...document.querySelectorAll('#samples img')].every(i => i.complete && i.naturalWidth > 0)");
     assert_eq!(images, true, "every thumbnail is embedded and decodes");
@@ -229,20 +264,42 @@ fn html_report_in_chromium() {
         "[...document.querySelectorAll('#samples .rank')].some(e => /rank (\\d+)/.test(e.textContent) && Number(e.textContent.match(/rank (\\d+)/)[1]) > 10)",
     );
     assert_eq!(far, true, "a target outside the top 10 shows its rank");
-    let outlined = eval(&tab, "document.querySelectorAll('#samples .hits .thumb.target').length");
-    assert!(outlined.as_u64().unwrap() > 0, "some targets are found and outlined");
+    let outlined = eval(
+        &tab,
+        "document.querySelectorAll('#samples .hits .thumb.target').length",
+    );
+    assert!(
+        outlined.as_u64().unwrap() > 0,
+        "some targets are found and outlined"
+    );
     screenshot(&tab, "eval-report-tiny.png");
 
     // The filter: only queries whose target is not in the top 50.
-    let misses = eval(&tab, "document.querySelectorAll('#samples .sample[data-miss=true]').length");
+    let misses = eval(
+        &tab,
+        "document.querySelectorAll('#samples .sample[data-miss=true]').length",
+    );
     let misses = misses.as_u64().unwrap();
-    assert!(misses > 0 && misses < cards, "{misses} failures among {cards}");
+    assert!(
+        misses > 0 && misses < cards,
+        "{misses} failures among {cards}"
+    );
     tab.find_element("#only-misses").unwrap().click().unwrap();
-    let visible = eval(&tab, "[...document.querySelectorAll('#samples .sample')].filter(e => !e.hidden).length");
+    let visible = eval(
+        &tab,
+        "[...document.querySelectorAll('#samples .sample')].filter(e => !e.hidden).length",
+    );
     assert_eq!(visible.as_u64().unwrap(), misses);
-    let shown = tab.find_element("#shown-count").unwrap().get_inner_text().unwrap();
+    let shown = tab
+        .find_element("#shown-count")
+        .unwrap()
+        .get_inner_text()
+        .unwrap();
     assert_eq!(shown, format!("{misses} shown"));
     tab.find_element("#only-misses").unwrap().click().unwrap();
-    let visible = eval(&tab, "[...document.querySelectorAll('#samples .sample')].filter(e => !e.hidden).length");
+    let visible = eval(
+        &tab,
+        "[...document.querySelectorAll('#samples .sample')].filter(e => !e.hidden).length",
+    );
     assert_eq!(visible.as_u64().unwrap(), cards);
 }

@@ -20,7 +20,11 @@ fn some_item(served: &Served, category: &str) -> (String, Vec<u8>) {
 fn query_api_answers_and_refuses_bad_input() {
     let tmp = tempfile::tempdir().unwrap();
     let (_, index) = tiny_catalog(tmp.path(), 50, Some(&tiny_model()));
-    let served = Served::start(&index, Some(&tiny_model()), &["--max-body-bytes", "200000", "--max-k", "50"]);
+    let served = Served::start(
+        &index,
+        Some(&tiny_model()),
+        &["--max-body-bytes", "200000", "--max-k", "50"],
+    );
     let addr = served.addr;
 
     let health = get(addr, "/healthz");
@@ -90,41 +94,149 @@ fn query_api_answers_and_refuses_bad_input() {
 
     // Bad input: a 4xx with a message naming the problem.
     let big = vec![0u8; 300_000];
-    let (form_type, not_image) = multipart(&[("text", "red")], Some(("notes.txt", b"hello, not an image")));
+    let (form_type, not_image) = multipart(
+        &[("text", "red")],
+        Some(("notes.txt", b"hello, not an image")),
+    );
     let (_, oversized) = multipart(&[("text", "red")], Some(("huge.png", &big)));
     let (_, unknown_field) = multipart(&[("colour", "red")], None);
     let (_, both) = multipart(&[("key", &key)], Some(("dress.png", &image)));
     let (_, bad_k_form) = multipart(&[("text", "red"), ("k", "ten")], None);
     let cases: Vec<(&str, &str, Vec<u8>, u16, &str)> = vec![
         ("empty body", "application/json", vec![], 400, "empty"),
-        ("not JSON", "application/json", b"{text".to_vec(), 400, "not a query"),
-        ("JSON not an object", "application/json", b"[1, 2]".to_vec(), 400, "not a query"),
-        ("unknown JSON field", "application/json", br#"{"txt": "red"}"#.to_vec(), 400, "unknown field"),
-        ("nothing to search", "application/json", b"{}".to_vec(), 422, "neither a reference nor a text"),
-        ("unknown key", "application/json", br#"{"key": "nope", "text": "red"}"#.to_vec(), 422, "\"nope\""),
-        ("unknown category", "application/json", br#"{"text": "red", "category": "hats"}"#.to_vec(), 422, "\"hats\""),
-        ("k = 0", "application/json", br#"{"text": "red", "k": 0}"#.to_vec(), 400, "k = 0"),
-        ("huge k", "application/json", br#"{"text": "red", "k": 100000}"#.to_vec(), 400, "k = 100000"),
-        ("negative k", "application/json", br#"{"text": "red", "k": -1}"#.to_vec(), 400, "not a query"),
-        ("bad fusion", "application/json", br#"{"text": "red", "fusion": "max"}"#.to_vec(), 400, "unknown fusion \"max\""),
-        ("bad alpha", "application/json", br#"{"text": "red", "fusion": "weighted", "alpha": 2}"#.to_vec(), 400, "alpha"),
-        ("other content type", "text/plain", b"red".to_vec(), 415, "text/plain"),
-        ("non-image upload", &form_type, not_image, 415, "not an image"),
-        ("oversized upload", &form_type, oversized, 413, "larger than"),
-        ("unknown form field", &form_type, unknown_field, 400, "colour"),
+        (
+            "not JSON",
+            "application/json",
+            b"{text".to_vec(),
+            400,
+            "not a query",
+        ),
+        (
+            "JSON not an object",
+            "application/json",
+            b"[1, 2]".to_vec(),
+            400,
+            "not a query",
+        ),
+        (
+            "unknown JSON field",
+            "application/json",
+            br#"{"txt": "red"}"#.to_vec(),
+            400,
+            "unknown field",
+        ),
+        (
+            "nothing to search",
+            "application/json",
+            b"{}".to_vec(),
+            422,
+            "neither a reference nor a text",
+        ),
+        (
+            "unknown key",
+            "application/json",
+            br#"{"key": "nope", "text": "red"}"#.to_vec(),
+            422,
+            "\"nope\"",
+        ),
+        (
+            "unknown category",
+            "application/json",
+            br#"{"text": "red", "category": "hats"}"#.to_vec(),
+            422,
+            "\"hats\"",
+        ),
+        (
+            "k = 0",
+            "application/json",
+            br#"{"text": "red", "k": 0}"#.to_vec(),
+            400,
+            "k = 0",
+        ),
+        (
+            "huge k",
+            "application/json",
+            br#"{"text": "red", "k": 100000}"#.to_vec(),
+            400,
+            "k = 100000",
+        ),
+        (
+            "negative k",
+            "application/json",
+            br#"{"text": "red", "k": -1}"#.to_vec(),
+            400,
+            "not a query",
+        ),
+        (
+            "bad fusion",
+            "application/json",
+            br#"{"text": "red", "fusion": "max"}"#.to_vec(),
+            400,
+            "unknown fusion \"max\"",
+        ),
+        (
+            "bad alpha",
+            "application/json",
+            br#"{"text": "red", "fusion": "weighted", "alpha": 2}"#.to_vec(),
+            400,
+            "alpha",
+        ),
+        (
+            "other content type",
+            "text/plain",
+            b"red".to_vec(),
+            415,
+            "text/plain",
+        ),
+        (
+            "non-image upload",
+            &form_type,
+            not_image,
+            415,
+            "not an image",
+        ),
+        (
+            "oversized upload",
+            &form_type,
+            oversized,
+            413,
+            "larger than",
+        ),
+        (
+            "unknown form field",
+            &form_type,
+            unknown_field,
+            400,
+            "colour",
+        ),
         ("key and upload", &form_type, both, 400, "not both"),
         ("bad k in a form", &form_type, bad_k_form, 400, "\"ten\""),
-        ("broken multipart", &form_type, b"--nope\r\n".to_vec(), 400, "multipart"),
+        (
+            "broken multipart",
+            &form_type,
+            b"--nope\r\n".to_vec(),
+            400,
+            "multipart",
+        ),
     ];
     for (name, content_type, body, status, message) in cases {
         let response = request(addr, "POST", "/query", Some(content_type), &body);
         assert_eq!(response.status, status, "{name}: {}", response.text());
-        let error = response.json()["error"].as_str().unwrap_or_default().to_owned();
-        assert!(error.contains(message), "{name}: {error:?} should say {message:?}");
+        let error = response.json()["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            error.contains(message),
+            "{name}: {error:?} should say {message:?}"
+        );
     }
     let missing = get(addr, "/items/no-such-key");
     assert_eq!(missing.status, 404);
-    assert!(missing.json()["error"].as_str().unwrap().contains("no-such-key"));
+    assert!(missing.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("no-such-key"));
     assert_eq!(get(addr, "/items/no-such-key/image").status, 404);
     assert_eq!(get(addr, "/items?limit=x").status, 400);
     assert_eq!(get(addr, "/items?category=hats").status, 400);
@@ -134,7 +246,10 @@ fn query_api_answers_and_refuses_bad_input() {
     // The server is still up after all of that, and counted it.
     assert_eq!(get(addr, "/healthz").status, 200);
     let metrics = get(addr, "/metrics").text();
-    assert!(metrics.contains(r#"fiq_http_requests_total{route="/query",method="POST",status="200"}"#), "{metrics}");
+    assert!(
+        metrics.contains(r#"fiq_http_requests_total{route="/query",method="POST",status="200"}"#),
+        "{metrics}"
+    );
     assert!(metrics.contains(r#"status="413""#), "{metrics}");
     assert!(metrics.contains(r#"fiq_http_request_duration_seconds_count{route="/query"}"#));
 }
@@ -182,8 +297,14 @@ fn concurrent_queries_are_batched_and_sigterm_stops_cleanly() {
         .unwrap()
         .parse()
         .unwrap();
-    assert!(largest > 1, "concurrent queries were never batched:\n{metrics}");
+    assert!(
+        largest > 1,
+        "concurrent queries were never batched:\n{metrics}"
+    );
 
     let status = served.terminate();
-    assert!(status.success(), "SIGTERM should end the server cleanly: {status:?}");
+    assert!(
+        status.success(),
+        "SIGTERM should end the server cleanly: {status:?}"
+    );
 }

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 use fiq::encoder::Encoder;
 use fiq::eval::EvalOptions;
+use fiq::eval::{EvalReport, QueryRanking};
 use fiq::fusion::Fusion;
 use fiq::index::Index;
-use fiq::eval::{EvalReport, QueryRanking};
 use fiq::pipeline::{
     evaluate_index_both_ways, evaluate_index_ranked, html_report, HtmlReportOptions, RunResults,
 };
@@ -149,7 +149,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     "index {} ({} items); reference {} its results",
                     args.index.display(),
                     index.len(),
-                    if args.exclude_reference { "removed from" } else { "kept in" }
+                    if args.exclude_reference {
+                        "removed from"
+                    } else {
+                        "kept in"
+                    }
                 ),
             ],
             sample: args.html_sample,

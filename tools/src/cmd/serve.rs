@@ -16,6 +16,10 @@ use fiq::Retriever;
 /// `GET /info`, `GET /healthz`, `GET /metrics`. Queries of concurrent requests are answered together
 /// in batches by one shared retriever. Stops cleanly on SIGTERM or Ctrl-C.
 ///
+/// On a machine with few cores, start it with OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1: the batches
+/// are the parallelism, and FAISS's and OpenBLAS's own threads inside each batch otherwise contend
+/// with the server's (measured: batching then halves the requests/s; BENCHMARKS.md, "Serving").
+///
 /// Example:
 ///
 ///   fiq-index serve INDEX --addr 127.0.0.1:8080
