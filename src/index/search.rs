@@ -174,7 +174,7 @@ pub(super) fn blocks_in(
 }
 
 impl Index {
-    /// The rows the IVF index covers, as the [`VectorSource`] that [`AnnIndex::search_batch`],
+    /// The rows the IVF index covers, as the [`VectorSource`] that [`AnnIndex::search_batch`](crate::ann::AnnIndex::search_batch),
     /// `fiq::ann::tune_nprobe` and `fiq::ann::held_out_queries` take.
     pub fn ann_source(&self) -> Result<StoreRows<'_>, IndexError> {
         let ann = self.ann().ok_or_else(|| IndexError::NoAnn {
