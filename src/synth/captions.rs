@@ -1,6 +1,8 @@
 //! FashionIQ-style relative captions from the attribute differences of a candidate and its target.
 
-use super::attributes::{AttributeKind, Attributes, Length, Neckline, Pattern, Sleeves};
+use super::attributes::{
+    AttributeKind, Attributes, Color, Difficulty, Fit, Length, Neckline, Pattern, Sleeves,
+};
 use crate::fashioniq::Category;
 use crate::rng::SplitMix64;
 
@@ -30,6 +32,8 @@ pub(crate) fn wordings(
             Pattern::Stripes => &["has stripes", "is striped"],
             Pattern::Dots => &["has polka dots", "is dotted"],
             Pattern::Checks => &["has checks", "is checkered"],
+            Pattern::Pinstripes => &["has pinstripes", "has thin vertical lines"],
+            Pattern::Plaid => &["is plaid", "has a grid of lines"],
         }),
         AttributeKind::Sleeves => {
             let mut phrases = owned(match target.sleeves {
@@ -67,6 +71,105 @@ pub(crate) fn wordings(
             Neckline::VNeck => &["has a v-neck", "has a v neckline"],
             Neckline::Round => &["has a round neck", "has a crew neckline"],
         }),
+        AttributeKind::Shade => owned(if target.shade < candidate.shade {
+            &["is lighter", "is a lighter shade"]
+        } else {
+            &["is darker", "is a darker shade"]
+        }),
+        AttributeKind::Fit => {
+            let relative = if target.fit < candidate.fit {
+                "is tighter"
+            } else {
+                "is looser"
+            };
+            let absolute = match target.fit {
+                Fit::Slim => "is slim",
+                Fit::Regular => "is regular fit",
+                Fit::Loose => "is loose",
+            };
+            owned(&[relative, absolute])
+        }
+    }
+}
+
+/// Other ways to say what [`wordings`] says, in words the default model was not trained on (its
+/// training captions are the easy level's): the hard level's paraphrases.
+pub(crate) fn synonyms(kind: AttributeKind, candidate: &Attributes, target: &Attributes) -> Vec<String> {
+    let owned = |phrases: &[&str]| phrases.iter().map(|p| (*p).to_owned()).collect::<Vec<_>>();
+    match kind {
+        AttributeKind::Color => {
+            let names: &[&str] = match target.color {
+                Color::Red => &["crimson", "scarlet", "ruby"],
+                Color::Blue => &["navy", "azure", "cobalt"],
+                Color::Green => &["emerald", "olive", "jade"],
+                Color::Yellow => &["mustard", "lemon", "golden"],
+                Color::Black => &["ebony", "jet", "charcoal"],
+                Color::White => &["ivory", "cream", "snowy"],
+                Color::Pink => &["blush", "rose", "fuchsia"],
+                Color::Purple => &["violet", "plum", "lavender"],
+            };
+            names
+                .iter()
+                .flat_map(|name| [format!("is {name}"), format!("comes in {name}")])
+                .collect()
+        }
+        AttributeKind::Pattern => owned(match target.pattern {
+            Pattern::Solid => &["is plain", "is monochrome", "has no print"],
+            Pattern::Stripes => &["is banded", "has horizontal bands"],
+            Pattern::Dots => &["is polka-dotted", "is spotty", "has spots"],
+            Pattern::Checks => &["is chequered", "has a checkerboard print"],
+            Pattern::Pinstripes => &["is pinstriped", "has fine vertical lines"],
+            Pattern::Plaid => &["is tartan", "has a grid print"],
+        }),
+        AttributeKind::Sleeves => {
+            let mut phrases = owned(match target.sleeves {
+                Sleeves::Sleeveless => &["is armless", "is strappy"],
+                Sleeves::Short => &["has cap sleeves", "has half sleeves"],
+                Sleeves::Long => &["has full sleeves", "has wrist length sleeves"],
+            });
+            phrases.push(
+                if target.sleeves < candidate.sleeves {
+                    "shows more arm"
+                } else {
+                    "covers more of the arms"
+                }
+                .to_owned(),
+            );
+            phrases
+        }
+        AttributeKind::Length => {
+            let relative = if target.length < candidate.length {
+                "is briefer"
+            } else {
+                "is lengthier"
+            };
+            let absolute: &[&str] = match (target.category, target.length) {
+                (Category::Dress, Length::Short) => &["is above the knee", "is a mini"],
+                (Category::Dress, Length::Medium) => &["is midi", "is mid length"],
+                (Category::Dress, Length::Long) => &["is maxi", "is ankle length"],
+                (_, Length::Short) => &["is a crop top", "is midriff baring"],
+                (_, Length::Medium) => &["is hip length", "is standard length"],
+                (_, Length::Long) => &["is tunic length", "is extra long"],
+            };
+            let mut phrases = owned(absolute);
+            phrases.push(relative.to_owned());
+            phrases
+        }
+        AttributeKind::Neckline => owned(match target.neckline {
+            Neckline::VNeck => &["has a plunging neckline", "has a deep vee"],
+            Neckline::Round => &["has a scoop neck", "has a jewel neckline"],
+        }),
+        AttributeKind::Shade => owned(if target.shade < candidate.shade {
+            &["is paler", "is more pastel", "is brighter"]
+        } else {
+            &["is deeper", "is more muted", "is dimmer"]
+        }),
+        AttributeKind::Fit => owned(match (target.fit < candidate.fit, target.fit) {
+            (true, Fit::Slim) => &["is bodycon", "is more fitted", "hugs the body"],
+            (true, _) => &["is more fitted", "is less baggy"],
+            (false, Fit::Loose) => &["is oversized", "is baggier", "is relaxed"],
+            (false, _) => &["is baggier", "is less fitted"],
+        }),
     }
 }
 
@@ -89,14 +192,21 @@ pub(crate) fn join_phrases(phrases: &[String]) -> String {
     text
 }
 
-/// Two captions for the change from `candidate` to `target`, as two annotators might write them: the first
-/// names every difference; the second uses other wordings, and for a two-attribute change sometimes names
-/// only one of them (as real annotators often do).
+/// Two captions for the change from `candidate` to `target`, as two annotators might write them.
+///
+/// Easy: the first names every difference; the second uses other wordings, and for a two-attribute
+/// change sometimes names only one of them (as real annotators often do). Hard: each caption names one
+/// difference, or two, of the one to three there are (usually one, as FashionIQ's annotators do), each in
+/// a wording or a synonym drawn at random ([`synonyms`]).
 pub(crate) fn relative_captions(
     candidate: &Attributes,
     target: &Attributes,
+    difficulty: Difficulty,
     rng: &mut SplitMix64,
 ) -> [String; 2] {
+    if difficulty == Difficulty::Hard {
+        return [(); 2].map(|()| hard_caption(candidate, target, rng));
+    }
     let mut kinds = candidate.differences(target);
     rng.shuffle(&mut kinds);
     let options: Vec<Vec<String>> = kinds
@@ -130,10 +240,31 @@ pub(crate) fn relative_captions(
     [join_phrases(&first), join_phrases(&second)]
 }
 
+/// One hard-level caption: one or two of the differences, each in any of its wordings and synonyms.
+fn hard_caption(candidate: &Attributes, target: &Attributes, rng: &mut SplitMix64) -> String {
+    let mut kinds = candidate.differences(target);
+    rng.shuffle(&mut kinds);
+    // One difference named or two, even odds (when there are two or more); each phrase a synonym one
+    // time in three.
+    let named = if kinds.len() > 1 && rng.below(2) == 0 { 2 } else { 1 };
+    let phrases: Vec<String> = kinds[..named]
+        .iter()
+        .map(|&kind| {
+            let mut choices = match rng.below(3) {
+                0 => synonyms(kind, candidate, target),
+                _ => wordings(kind, candidate, target),
+            };
+            choices.swap_remove(rng.below(choices.len()))
+        })
+        .collect();
+    join_phrases(&phrases)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::synth::attributes::{Color, Neckline};
+    use crate::synth::attributes::Shade;
+
 
     fn garment() -> Attributes {
         Attributes {
@@ -143,6 +274,8 @@ mod tests {
             sleeves: Sleeves::Short,
             length: Length::Medium,
             neckline: Neckline::Round,
+            shade: Shade::Medium,
+            fit: Fit::Regular,
         }
     }
 
@@ -185,7 +318,8 @@ mod tests {
         };
         let mut rng = SplitMix64::new(3);
         for _ in 0..50 {
-            let [first, second] = relative_captions(&candidate, &target, &mut rng);
+            let [first, second] =
+                relative_captions(&candidate, &target, Difficulty::Easy, &mut rng);
             assert_ne!(first, second);
             assert!(
                 first.contains("red") && second.contains("red"),

@@ -25,6 +25,7 @@ mod render;
 
 use crate::fashioniq::{captions_path, split_path, Category, Split};
 use crate::rng::SplitMix64;
+pub use attributes::Difficulty;
 use attributes::{AttributeKind, Attributes};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -81,6 +82,10 @@ pub struct SynthOptions {
     pub layout: ImageLayout,
     /// Image file format.
     pub format: ImageFormat,
+    /// How hard the task is (see [`Difficulty`]); not written to the attribute file when easy, so the
+    /// easy level's files stay what they were.
+    #[serde(default, skip_serializing_if = "Difficulty::is_easy")]
+    pub difficulty: Difficulty,
 }
 
 impl Default for SynthOptions {
@@ -91,6 +96,7 @@ impl Default for SynthOptions {
             size: 64,
             layout: ImageLayout::Flat,
             format: ImageFormat::Png,
+            difficulty: Difficulty::Easy,
         }
     }
 }
@@ -231,7 +237,7 @@ pub fn generate(out: &Path, options: &SynthOptions) -> Result<SynthSummary, Synt
         .enumerate()
         .map(|(index, record)| {
             let mut rng = SplitMix64::stream(options.seed, index as u64);
-            let pixels = render::render(&record.attributes, size, &mut rng);
+            let pixels = render::render(&record.attributes, options.difficulty, size, &mut rng);
             let path = image_path(out, options, record);
             write_image(&path, &pixels, options)
         })
@@ -310,7 +316,8 @@ fn plan(options: &SynthOptions) -> AttributeFile {
                 options.per_category * share / 100
             };
             remaining -= count;
-            plan_split(category, split, count, &mut rng, &mut images, &mut triplets);
+            let target = (category, split, options.difficulty);
+            plan_split(target, count, &mut rng, &mut images, &mut triplets);
         }
     }
     AttributeFile {
@@ -323,21 +330,27 @@ fn plan(options: &SynthOptions) -> AttributeFile {
 
 /// Plans `count` images of one category and split: pairs, then distractors, then shuffled names.
 fn plan_split(
-    category: Category,
-    split: Split,
+    (category, split, difficulty): (Category, Split, Difficulty),
     count: usize,
     rng: &mut SplitMix64,
     images: &mut Vec<ImageRecord>,
     triplets: &mut Vec<TripletRecord>,
 ) {
     let pairs = count * 2 / 5;
+    let kinds_of_change = AttributeKind::of(difficulty);
+    // Attributes changed per pair: one or two (easy); one to three (hard), as FashionIQ's pairs differ
+    // in more than their captions say.
+    let most_changes = match difficulty {
+        Difficulty::Easy => 2,
+        Difficulty::Hard => 3,
+    };
     let mut garments: Vec<Attributes> = Vec::with_capacity(count);
     for _ in 0..pairs {
-        let candidate = Attributes::sample(category, rng);
-        let changes = 1 + rng.below(2);
-        let mut kinds = AttributeKind::ALL.to_vec();
+        let candidate = Attributes::sample(category, difficulty, rng);
+        let changes = 1 + rng.below(most_changes);
+        let mut kinds = kinds_of_change.to_vec();
         rng.shuffle(&mut kinds);
-        let target = candidate.changed(&kinds[..changes], rng);
+        let target = candidate.changed(&kinds[..changes], difficulty, rng);
         garments.push(candidate);
         garments.push(target);
     }
@@ -345,14 +358,22 @@ fn plan_split(
         // Distractors, by quarters: two of near misses (one change from a target), one of twins (a target's
         // attributes exactly; only the drawing jitter differs, like FashionIQ's many look-alike products),
         // one of random garments.
+        // The hard level replaces half the target near misses by near misses of a reference (one change
+        // from it, rarely the captioned one): what the reference image alone retrieves first, so that
+        // the image alone is not enough, as in FashionIQ.
         let distractor = match (pairs > 0, rng.below(4)) {
+            (true, 0) if difficulty == Difficulty::Hard => {
+                let reference = garments[2 * rng.below(pairs)];
+                let kind = kinds_of_change[rng.below(kinds_of_change.len())];
+                reference.changed(&[kind], difficulty, rng)
+            }
             (true, 0 | 1) => {
                 let target = garments[2 * rng.below(pairs) + 1];
-                let kind = AttributeKind::ALL[rng.below(AttributeKind::ALL.len())];
-                target.changed(&[kind], rng)
+                let kind = kinds_of_change[rng.below(kinds_of_change.len())];
+                target.changed(&[kind], difficulty, rng)
             }
             (true, 2) => garments[2 * rng.below(pairs) + 1],
-            _ => Attributes::sample(category, rng),
+            _ => Attributes::sample(category, difficulty, rng),
         };
         garments.push(distractor);
     }
@@ -385,7 +406,7 @@ fn plan_split(
             split,
             candidate: name_of(2 * pair),
             target: name_of(2 * pair + 1),
-            captions: captions::relative_captions(candidate, target, rng),
+            captions: captions::relative_captions(candidate, target, difficulty, rng),
         });
     }
 }

@@ -1,6 +1,8 @@
 //! Drawing a garment: filled polygons on a square canvas, then the fabric pattern inside the silhouette.
 
-use super::attributes::{Attributes, Color, Length, Neckline, Pattern, Sleeves};
+use super::attributes::{
+    Attributes, Color, Difficulty, Fit, Length, Neckline, Pattern, Shade, Sleeves,
+};
 use crate::fashioniq::Category;
 use crate::rng::SplitMix64;
 
@@ -61,36 +63,79 @@ impl Mask {
     }
 }
 
-/// Per-image variation that does not change any attribute: placement, scale, shade, print spacing.
+/// Per-image variation that does not change any attribute: placement, scale, tint, print spacing, and
+/// at the hard level background color and lighting.
 struct Jitter {
     center_x: f32,
     top: f32,
     scale: f32,
-    background: u8,
+    background: [u8; 3],
     color: [f32; 3],
     period: f32,
     phase: f32,
+    /// Brightness of the garment, times `1 + slope * (x - 0.5)` across the canvas (x in `[0, 1]`).
+    light: f32,
+    slope: f32,
 }
 
 impl Jitter {
-    fn sample(color: Color, rng: &mut SplitMix64) -> Jitter {
-        let base = color.rgb();
+    fn sample(color: [u8; 3], difficulty: Difficulty, rng: &mut SplitMix64) -> Jitter {
+        if difficulty == Difficulty::Hard {
+            return Jitter::sample_hard(color, rng);
+        }
+        // Drawn in this order (struct fields are evaluated in order): the easy level's files depend on it.
         Jitter {
             center_x: 0.5 + rng.uniform(-0.03, 0.03),
             top: rng.uniform(0.10, 0.15),
             scale: rng.uniform(0.93, 1.05),
-            background: 232 + rng.below(19) as u8,
-            color: base
+            background: [232 + rng.below(19) as u8; 3],
+            color: color
                 .map(|channel| (f32::from(channel) + rng.uniform(-12.0, 12.0)).clamp(0.0, 255.0)),
             period: rng.uniform(0.09, 0.13),
             phase: rng.uniform(0.0, 1.0),
+            light: 1.0,
+            slope: 0.0,
+        }
+    }
+
+    /// Wider placement and scale, a tinted background, uneven lighting: a photo studio's variety.
+    fn sample_hard(color: [u8; 3], rng: &mut SplitMix64) -> Jitter {
+        Jitter {
+            center_x: 0.5 + rng.uniform(-0.06, 0.06),
+            top: rng.uniform(0.06, 0.15),
+            scale: rng.uniform(0.86, 1.06),
+            background: [0; 3].map(|_| 195 + rng.below(61) as u8),
+            color: color
+                .map(|channel| (f32::from(channel) + rng.uniform(-16.0, 16.0)).clamp(0.0, 255.0)),
+            period: rng.uniform(0.08, 0.14),
+            phase: rng.uniform(0.0, 1.0),
+            light: rng.uniform(0.85, 1.1),
+            slope: rng.uniform(-0.25, 0.25),
         }
     }
 }
 
+/// The garment's RGB: its color at its shade (light: a third of the way to white; dark: 60 %).
+fn shaded(color: Color, shade: Shade) -> [u8; 3] {
+    color.rgb().map(|channel| {
+        let channel = f32::from(channel);
+        match shade {
+            Shade::Light => channel + (255.0 - channel) * 0.35,
+            Shade::Medium => channel,
+            Shade::Dark => channel * 0.6,
+        }
+        .round() as u8
+    })
+}
+
 /// Renders `attributes` as a `size` x `size` RGB image (row-major, 3 bytes per pixel).
-pub(crate) fn render(attributes: &Attributes, size: usize, rng: &mut SplitMix64) -> Vec<u8> {
-    let jitter = Jitter::sample(attributes.color, rng);
+pub(crate) fn render(
+    attributes: &Attributes,
+    difficulty: Difficulty,
+    size: usize,
+    rng: &mut SplitMix64,
+) -> Vec<u8> {
+    let jitter = Jitter::sample(shaded(attributes.color, attributes.shade), difficulty, rng);
     let to_pixels = |points: &[Point]| -> Vec<Point> {
         points
             .iter()
@@ -104,6 +149,21 @@ pub(crate) fn render(attributes: &Attributes, size: usize, rng: &mut SplitMix64)
 
     let mut mask = Mask::new(size);
     let silhouette = Silhouette::of(attributes);
+    let width = match attributes.fit {
+        Fit::Slim => 0.82,
+        Fit::Regular => 1.0,
+        Fit::Loose => 1.22,
+    };
+    let to_pixels = |points: &[Point]| -> Vec<Point> {
+        if attributes.fit == Fit::Regular {
+            return to_pixels(points); // exactly the easy level's drawing
+        }
+        let widened: Vec<Point> = points
+            .iter()
+            .map(|&(x, y)| (0.5 + (x - 0.5) * width, y))
+            .collect();
+        to_pixels(&widened)
+    };
     for polygon in silhouette.body() {
         mask.fill(&to_pixels(&polygon), true);
     }
@@ -115,7 +175,7 @@ pub(crate) fn render(attributes: &Attributes, size: usize, rng: &mut SplitMix64)
     let secondary = secondary_color(attributes.color, jitter.color);
     let period = (jitter.period * size as f32).max(3.0);
     let placket_column = (jitter.center_x * size as f32) as usize;
-    let mut pixels = vec![jitter.background; size * size * 3];
+    let mut pixels: Vec<u8> = (0..size * size).flat_map(|_| jitter.background).collect();
     for row in 0..size {
         for column in 0..size {
             if !mask.inside[row * size + column] {
@@ -135,6 +195,11 @@ pub(crate) fn render(attributes: &Attributes, size: usize, rng: &mut SplitMix64)
                 Pattern::Checks => {
                     ((x / (period * 0.5)) as usize + (y / (period * 0.5)) as usize) % 2 == 1
                 }
+                Pattern::Pinstripes => x % (period * 0.6) < (period * 0.12).max(1.0),
+                Pattern::Plaid => {
+                    let line = (period * 0.16).max(1.0);
+                    x % period < line || y % period < line
+                }
             };
             let mut rgb = if use_secondary {
                 secondary
@@ -148,6 +213,11 @@ pub(crate) fn render(attributes: &Attributes, size: usize, rng: &mut SplitMix64)
             // A seam along the outline keeps a white garment visible on the light background.
             if mask.on_edge(row, column) {
                 rgb = rgb.map(|channel| channel * 0.72);
+            }
+            if jitter.light != 1.0 || jitter.slope != 0.0 {
+                let across = column as f32 / size as f32 - 0.5;
+                let gain = jitter.light * (1.0 + jitter.slope * across);
+                rgb = rgb.map(|channel| channel * gain);
             }
             let offset = (row * size + column) * 3;
             for (out, channel) in pixels[offset..offset + 3].iter_mut().zip(rgb) {
@@ -288,8 +358,12 @@ mod tests {
             sleeves: Sleeves::Sleeveless,
             length: Length::Short,
             neckline: Neckline::Round,
+            shade: Shade::Medium,
+            fit: Fit::Regular,
         };
-        let draw = |attributes: &Attributes| render(attributes, 64, &mut SplitMix64::new(9));
+        let draw = |attributes: &Attributes| {
+            render(attributes, Difficulty::Easy, 64, &mut SplitMix64::new(9))
+        };
         let garment_pixels =
             |pixels: &[u8]| pixels.chunks(3).filter(|rgb| rgb[0] != rgb[1]).count();
         let short = draw(&base);

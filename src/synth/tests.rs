@@ -323,3 +323,65 @@ fn out_of_range_options_are_refused() {
         ));
     }
 }
+
+/// The hard level: every caption phrase is a wording or a synonym of a change that happened; captions
+/// often name fewer changes than there are; the larger vocabulary is used; the same seed gives the
+/// same files; and the easy level is untouched by it (its attribute file has no hard-only field).
+#[test]
+fn hard_captions_are_true_partial_and_paraphrased() {
+    use super::attributes::{Fit, Shade};
+    let hard = SynthOptions {
+        per_category: 300,
+        difficulty: Difficulty::Hard,
+        ..small(23)
+    };
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    generate(a.path(), &hard).unwrap();
+    generate(b.path(), &hard).unwrap();
+    assert!(tree(a.path()) == tree(b.path()), "same seed, same files");
+
+    let record = AttributeFile::read(a.path()).unwrap();
+    assert_eq!(record.options.difficulty, Difficulty::Hard);
+    let attributes: HashMap<&str, &Attributes> = record
+        .images
+        .iter()
+        .map(|image| (image.name.as_str(), &image.attributes))
+        .collect();
+    let used = |pick: &dyn Fn(&Attributes) -> bool| record.images.iter().any(|i| pick(&i.attributes));
+    assert!(used(&|g| g.shade == Shade::Light) && used(&|g| g.shade == Shade::Dark));
+    assert!(used(&|g| g.fit == Fit::Slim) && used(&|g| g.fit == Fit::Loose));
+    assert!(used(&|g| g.pattern == Pattern::Pinstripes) && used(&|g| g.pattern == Pattern::Plaid));
+
+    let (mut partial, mut paraphrased, mut three_changes, mut captions) = (0, 0, 0, 0);
+    for triplet in &record.triplets {
+        let (candidate, target) = (attributes[triplet.candidate.as_str()], attributes[triplet.target.as_str()]);
+        let differences = candidate.differences(target);
+        assert!((1..=3).contains(&differences.len()), "{differences:?}");
+        three_changes += usize::from(differences.len() == 3);
+        for caption in &triplet.captions {
+            captions += 1;
+            let mut named = 0;
+            for phrase in caption.split(" and ") {
+                let matches = |table: &[String]| {
+                    table.iter().any(|p| p == phrase || p.strip_prefix("is ") == Some(phrase))
+                };
+                let kind = differences.iter().find(|&&kind| {
+                    matches(&captions::wordings(kind, candidate, target))
+                        || matches(&captions::synonyms(kind, candidate, target))
+                });
+                let kind = kind.unwrap_or_else(|| panic!("{phrase:?} of {caption:?} names no change of {differences:?}"));
+                paraphrased += usize::from(matches(&captions::synonyms(*kind, candidate, target)));
+                named += 1;
+            }
+            partial += usize::from(named < differences.len());
+        }
+    }
+    assert!(three_changes > 20, "{three_changes}");
+    assert!(partial * 3 > captions, "captions naming fewer changes than there are: {partial} of {captions}");
+    assert!(paraphrased * 6 > captions, "synonyms: {paraphrased} in {captions} captions");
+
+    let easy = tempfile::tempdir().unwrap();
+    generate(easy.path(), &small(23)).unwrap();
+    let text = std::fs::read_to_string(easy.path().join(ATTRIBUTE_FILE)).unwrap();
+    assert!(!text.contains("shade") && !text.contains("difficulty"), "easy files keep their old form");
+}
