@@ -91,10 +91,12 @@ vocabulary!(
 
 vocabulary!(
     /// How light the color is, ordered lightest first (hard only; easy garments are all medium).
+    #[derive(Default)]
     Shade {
         /// mixed toward white
         Light => "light",
         /// the color itself
+        #[default]
         Medium => "medium",
         /// darkened
         Dark => "dark",
@@ -103,27 +105,19 @@ vocabulary!(
 
 vocabulary!(
     /// How wide the body is cut, ordered narrowest first (hard only; easy garments are all regular).
+    #[derive(Default)]
     Fit {
         /// narrow
         Slim => "slim",
         /// as drawn
+        #[default]
         Regular => "regular",
         /// wide
         Loose => "loose",
     }
 );
 
-impl Default for Shade {
-    fn default() -> Shade {
-        Shade::Medium
-    }
-}
 
-impl Default for Fit {
-    fn default() -> Fit {
-        Fit::Regular
-    }
-}
 
 vocabulary!(
     /// Sleeve length, ordered shortest first.

@@ -19,16 +19,11 @@ use headless_chrome::protocol::cdp::Page::CaptureScreenshotFormatOption;
 use headless_chrome::{Browser, LaunchOptions, Tab};
 
 fn chromium() -> Option<PathBuf> {
-    let candidates = std::env::var_os("FIQ_CHROMIUM")
+    std::env::var_os("FIQ_CHROMIUM")
         .map(PathBuf::from)
         .into_iter()
-        .chain(["/usr/bin/chromium", "/usr/bin/chromium-browser"].map(PathBuf::from));
-    for candidate in candidates {
-        if candidate.is_file() {
-            return Some(candidate);
-        }
-    }
-    None
+        .chain(["/usr/bin/chromium", "/usr/bin/chromium-browser"].map(PathBuf::from))
+        .find(|candidate| candidate.is_file())
 }
 
 /// A headless browser, or `None` (with a loud message) when Chromium is not installed.
