@@ -165,7 +165,8 @@ fn bad_images_are_counted_and_logged_skips_and_the_rest_is_added_in_one_commit()
     std::fs::write(images.join(odd), &good).unwrap();
     std::fs::write(images.join("notes.txt"), b"not an image extension: ignored").unwrap();
 
-    let report = fiq::pipeline::upsert_image_dir(&index, &images, "dress", &encoder, false).unwrap();
+    let report =
+        fiq::pipeline::upsert_image_dir(&index, &images, "dress", &encoder, false).unwrap();
     assert_eq!(
         (report.added, report.replaced),
         (2, 0),

@@ -271,19 +271,28 @@ fn every_byte_flip_in_the_faiss_file_is_caught_by_open_or_search() {
 fn added_rows_are_filed_in_the_ivf_lists_without_retraining() {
     let tmp = tempfile::tempdir().unwrap();
     build(tmp.path(), 400);
-    let trained = Index::open(tmp.path()).unwrap().ann_record().unwrap().clone();
+    let trained = Index::open(tmp.path())
+        .unwrap()
+        .ann_record()
+        .unwrap()
+        .clone();
     assert!(trained.appended.is_none());
 
     let added = rows(60, 7, 0.0);
     let mut writer = IndexWriter::open(tmp.path()).unwrap();
     for (i, row) in added.iter().enumerate().take(30) {
-        writer.add(&format!("new{i}"), row, &ItemMeta::default()).unwrap();
+        writer
+            .add(&format!("new{i}"), row, &ItemMeta::default())
+            .unwrap();
     }
     writer.commit().unwrap();
     let index = Index::open(tmp.path()).unwrap();
     let record = index.ann_record().unwrap();
     assert_eq!(record.len, 400, "the built lists are untouched");
-    let appended = record.appended.as_ref().expect("appended lists after an add");
+    let appended = record
+        .appended
+        .as_ref()
+        .expect("appended lists after an add");
     assert_eq!((appended.first_id, appended.len), (400, 30));
     assert_eq!(record.covered_rows() as u64, index.total_rows());
     // The same centroids: with one probed list (the query's nearest), every added row finds itself.
@@ -295,20 +304,34 @@ fn added_rows_are_filed_in_the_ivf_lists_without_retraining() {
 
     // A second add grows the appended lists; a replaced key's old row is never found again.
     for (i, row) in added.iter().enumerate().skip(30) {
-        writer.add(&format!("new{i}"), row, &ItemMeta::default()).unwrap();
+        writer
+            .add(&format!("new{i}"), row, &ItemMeta::default())
+            .unwrap();
     }
-    writer.upsert("k5", &added[0], &ItemMeta::default()).unwrap();
+    writer
+        .upsert("k5", &added[0], &ItemMeta::default())
+        .unwrap();
     writer.commit().unwrap();
     drop(writer);
     let index = Index::open(tmp.path()).unwrap();
     let record = index.ann_record().unwrap();
-    assert_eq!(record.appended.as_ref().unwrap().len, 61, "30, then 30 more and k5 again");
+    assert_eq!(
+        record.appended.as_ref().unwrap().len,
+        61,
+        "30, then 30 more and k5 again"
+    );
     assert_eq!(record.covered_rows() as u64, index.total_rows());
-    assert_eq!(record.list_crc32, trained.list_crc32, "the built lists are kept as they were");
+    assert_eq!(
+        record.list_crc32, trained.list_crc32,
+        "the built lists are kept as they were"
+    );
     // k5 now holds new0's vector: both are found by it, and k5 only once (its old row is deleted).
     let hits = index.search_batch(&added[0], 3, &all_lists()).unwrap();
     let keys: Vec<&str> = hits[0].iter().map(|h| h.key.as_str()).collect();
-    assert!(keys[..2].contains(&"k5") && keys[..2].contains(&"new0"), "{keys:?}");
+    assert!(
+        keys[..2].contains(&"k5") && keys[..2].contains(&"new0"),
+        "{keys:?}"
+    );
     assert_eq!(keys.iter().filter(|k| **k == "k5").count(), 1, "{keys:?}");
     index.verify().unwrap();
 

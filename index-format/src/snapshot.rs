@@ -757,7 +757,8 @@ impl SnapshotWriter {
                         .map(|a| a.entry.clone())
                         .ok_or_else(|| FormatError::InvalidInput {
                             key: name.clone(),
-                            detail: "no ANN file of this name to keep in the current version".into(),
+                            detail: "no ANN file of this name to keep in the current version"
+                                .into(),
                         })?,
                 };
                 next.ann_files.push(AnnFileEntry { name, entry });

@@ -180,7 +180,10 @@ impl AnnRecord {
                 self.metric
             ));
         }
-        if self.nlist == 0 || self.nprobe == 0 || self.nprobe > self.nlist || self.rerank_factor == 0
+        if self.nlist == 0
+            || self.nprobe == 0
+            || self.nprobe > self.nlist
+            || self.rerank_factor == 0
         {
             return Err("nlist, nprobe (<= nlist) and rerank_factor must be positive".into());
         }
@@ -201,14 +204,26 @@ impl AnnRecord {
         let record: AnnRecord = serde_json::from_str(json).map_err(|e| bad(e.to_string()))?;
         record.check().map_err(&bad)?;
         if record.first_id != 0 {
-            return Err(bad(format!("first id {} (the built index starts at row 0)", record.first_id)));
+            return Err(bad(format!(
+                "first id {} (the built index starts at row 0)",
+                record.first_id
+            )));
         }
         if let Some(appended) = &record.appended {
             appended
                 .check()
                 .map_err(|reason| bad(format!("appended lists: {reason}")))?;
-            let same = (&appended.factory, appended.nlist, appended.dim, appended.exact_codes)
-                == (&record.factory, record.nlist, record.dim, record.exact_codes);
+            let same = (
+                &appended.factory,
+                appended.nlist,
+                appended.dim,
+                appended.exact_codes,
+            ) == (
+                &record.factory,
+                record.nlist,
+                record.dim,
+                record.exact_codes,
+            );
             if !same || appended.first_id != record.len as u64 || appended.appended.is_some() {
                 return Err(bad(format!(
                     "appended lists ({} nlist {} dim {}, from row {}) do not continue the index \

@@ -71,7 +71,12 @@ pub(super) fn open(snapshot: &Snapshot, index: &Path) -> crate::Result<Option<Iv
 
 /// The local path and recorded length of the ANN file named `name`, if the manifest has one.
 fn local_file(snapshot: &Snapshot, name: &str) -> crate::Result<Option<(PathBuf, u64)>> {
-    let Some(file) = snapshot.manifest().ann_files.iter().find(|f| f.name == name) else {
+    let Some(file) = snapshot
+        .manifest()
+        .ann_files
+        .iter()
+        .find(|f| f.name == name)
+    else {
         return Ok(None);
     };
     let path = snapshot

@@ -154,10 +154,7 @@ impl Index {
         let (ann, appended) = match same_ann {
             Some(earlier) => (earlier.ann.clone(), earlier.appended.clone()),
             None => match ivf_files::open(&snapshot, &path)? {
-                Some(files) => (
-                    Some(Arc::new(files.built)),
-                    files.appended.map(Arc::new),
-                ),
+                Some(files) => (Some(Arc::new(files.built)), files.appended.map(Arc::new)),
                 None => (None, None),
             },
         };

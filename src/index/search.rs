@@ -12,7 +12,6 @@
 
 use std::borrow::Cow;
 
-
 use super::{Index, IndexError};
 use crate::ann::VectorSource;
 use crate::search::{exact_search, IdSet, Neighbor, VectorBlock};
@@ -271,7 +270,10 @@ impl Index {
         let tail = blocks_in(self.blocks(), self.dim(), covered as u64, self.total_rows());
         if !tail.is_empty() {
             let keep = |id: u64| allowed.is_none_or(|set| set.contains(id));
-            merge(&mut results, exact_search(normalized, self.dim(), &tail, k, &keep));
+            merge(
+                &mut results,
+                exact_search(normalized, self.dim(), &tail, k, &keep),
+            );
         }
 
         // The probed lists held fewer than k allowed rows: exact search answers those queries (and

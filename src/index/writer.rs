@@ -3,9 +3,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use fiq_index_format::{
-    Directory, ItemMeta, MmapDirectory, ModelInfo, SnapshotWriter, VectorType,
-};
+use fiq_index_format::{Directory, ItemMeta, MmapDirectory, ModelInfo, SnapshotWriter, VectorType};
 
 use super::ivf_files;
 use super::search::StoreRows;

@@ -90,10 +90,7 @@ pub fn upsert_image_dir(
 /// The image files directly in `dir` (by extension, see [`IMAGE_EXTENSIONS`]), sorted by name, each keyed
 /// by its file name without extension and given `category`. Files whose name cannot be a key (not UTF-8)
 /// and second files for one key come back as skips.
-fn image_dir(
-    dir: &Path,
-    category: &str,
-) -> crate::Result<(Vec<CatalogImage>, Vec<SkippedImage>)> {
+fn image_dir(dir: &Path, category: &str) -> crate::Result<(Vec<CatalogImage>, Vec<SkippedImage>)> {
     let io = |e: std::io::Error| fiq_index_format::FormatError::Io {
         path: dir.to_owned(),
         source: e,

@@ -101,7 +101,11 @@ pub(super) fn open_for_encoder(out: &Path, encoder: &dyn Encoder) -> crate::Resu
         crate::index::check_model(out, writer.model(), encoder.info())?;
         Ok(writer)
     } else {
-        Ok(IndexWriter::create(out, encoder.dim(), encoder.info().clone())?)
+        Ok(IndexWriter::create(
+            out,
+            encoder.dim(),
+            encoder.info().clone(),
+        )?)
     }
 }
 

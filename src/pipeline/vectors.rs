@@ -90,13 +90,13 @@ pub fn import_vectors(
     };
     let mut replaced = 0;
     for (i, key) in key_list.iter().enumerate() {
-        let (_, old) = writer
-            .upsert(key, matrix.row(i), &meta)
-            .map_err(|source| PipelineError::ImportRow {
+        let (_, old) = writer.upsert(key, matrix.row(i), &meta).map_err(|source| {
+            PipelineError::ImportRow {
                 file: vectors.to_owned(),
                 row: i,
                 source: Box::new(source),
-            })?;
+            }
+        })?;
         replaced += usize::from(old.is_some());
         if i % 4096 == 0 {
             bar.set_position(i as u64);

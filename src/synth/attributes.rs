@@ -117,8 +117,6 @@ vocabulary!(
     }
 );
 
-
-
 vocabulary!(
     /// Sleeve length, ordered shortest first.
     Sleeves {

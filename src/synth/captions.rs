@@ -94,7 +94,11 @@ pub(crate) fn wordings(
 
 /// Other ways to say what [`wordings`] says, in words the default model was not trained on (its
 /// training captions are the easy level's): the hard level's paraphrases.
-pub(crate) fn synonyms(kind: AttributeKind, candidate: &Attributes, target: &Attributes) -> Vec<String> {
+pub(crate) fn synonyms(
+    kind: AttributeKind,
+    candidate: &Attributes,
+    target: &Attributes,
+) -> Vec<String> {
     let owned = |phrases: &[&str]| phrases.iter().map(|p| (*p).to_owned()).collect::<Vec<_>>();
     match kind {
         AttributeKind::Color => {
@@ -246,7 +250,11 @@ fn hard_caption(candidate: &Attributes, target: &Attributes, rng: &mut SplitMix6
     rng.shuffle(&mut kinds);
     // One difference named or two, even odds (when there are two or more); each phrase a synonym one
     // time in three.
-    let named = if kinds.len() > 1 && rng.below(2) == 0 { 2 } else { 1 };
+    let named = if kinds.len() > 1 && rng.below(2) == 0 {
+        2
+    } else {
+        1
+    };
     let phrases: Vec<String> = kinds[..named]
         .iter()
         .map(|&kind| {
@@ -264,7 +272,6 @@ fn hard_caption(candidate: &Attributes, target: &Attributes, rng: &mut SplitMix6
 mod tests {
     use super::*;
     use crate::synth::attributes::Shade;
-
 
     fn garment() -> Attributes {
         Attributes {

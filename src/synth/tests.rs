@@ -347,14 +347,18 @@ fn hard_captions_are_true_partial_and_paraphrased() {
         .iter()
         .map(|image| (image.name.as_str(), &image.attributes))
         .collect();
-    let used = |pick: &dyn Fn(&Attributes) -> bool| record.images.iter().any(|i| pick(&i.attributes));
+    let used =
+        |pick: &dyn Fn(&Attributes) -> bool| record.images.iter().any(|i| pick(&i.attributes));
     assert!(used(&|g| g.shade == Shade::Light) && used(&|g| g.shade == Shade::Dark));
     assert!(used(&|g| g.fit == Fit::Slim) && used(&|g| g.fit == Fit::Loose));
     assert!(used(&|g| g.pattern == Pattern::Pinstripes) && used(&|g| g.pattern == Pattern::Plaid));
 
     let (mut partial, mut paraphrased, mut three_changes, mut captions) = (0, 0, 0, 0);
     for triplet in &record.triplets {
-        let (candidate, target) = (attributes[triplet.candidate.as_str()], attributes[triplet.target.as_str()]);
+        let (candidate, target) = (
+            attributes[triplet.candidate.as_str()],
+            attributes[triplet.target.as_str()],
+        );
         let differences = candidate.differences(target);
         assert!((1..=3).contains(&differences.len()), "{differences:?}");
         three_changes += usize::from(differences.len() == 3);
@@ -363,13 +367,17 @@ fn hard_captions_are_true_partial_and_paraphrased() {
             let mut named = 0;
             for phrase in caption.split(" and ") {
                 let matches = |table: &[String]| {
-                    table.iter().any(|p| p == phrase || p.strip_prefix("is ") == Some(phrase))
+                    table
+                        .iter()
+                        .any(|p| p == phrase || p.strip_prefix("is ") == Some(phrase))
                 };
                 let kind = differences.iter().find(|&&kind| {
                     matches(&captions::wordings(kind, candidate, target))
                         || matches(&captions::synonyms(kind, candidate, target))
                 });
-                let kind = kind.unwrap_or_else(|| panic!("{phrase:?} of {caption:?} names no change of {differences:?}"));
+                let kind = kind.unwrap_or_else(|| {
+                    panic!("{phrase:?} of {caption:?} names no change of {differences:?}")
+                });
                 paraphrased += usize::from(matches(&captions::synonyms(*kind, candidate, target)));
                 named += 1;
             }
@@ -377,11 +385,20 @@ fn hard_captions_are_true_partial_and_paraphrased() {
         }
     }
     assert!(three_changes > 20, "{three_changes}");
-    assert!(partial * 3 > captions, "captions naming fewer changes than there are: {partial} of {captions}");
-    assert!(paraphrased * 6 > captions, "synonyms: {paraphrased} in {captions} captions");
+    assert!(
+        partial * 3 > captions,
+        "captions naming fewer changes than there are: {partial} of {captions}"
+    );
+    assert!(
+        paraphrased * 6 > captions,
+        "synonyms: {paraphrased} in {captions} captions"
+    );
 
     let easy = tempfile::tempdir().unwrap();
     generate(easy.path(), &small(23)).unwrap();
     let text = std::fs::read_to_string(easy.path().join(ATTRIBUTE_FILE)).unwrap();
-    assert!(!text.contains("shade") && !text.contains("difficulty"), "easy files keep their old form");
+    assert!(
+        !text.contains("shade") && !text.contains("difficulty"),
+        "easy files keep their old form"
+    );
 }

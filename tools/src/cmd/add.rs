@@ -48,7 +48,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 progress: !args.model.quiet,
             };
             let report = fiq::pipeline::import_vectors(vectors, keys, &args.index, &options)
-                .with_context(|| format!("adding {} to {}", vectors.display(), args.index.display()))?;
+                .with_context(|| {
+                    format!("adding {} to {}", vectors.display(), args.index.display())
+                })?;
             fiq::pipeline::AddReport {
                 added: report.rows - report.replaced,
                 replaced: report.replaced,
