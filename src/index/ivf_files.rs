@@ -117,24 +117,31 @@ pub(super) fn stage_built(
     Ok(record)
 }
 
-/// When `committed` holds rows the IVF lists do not cover, stages the appended lists grown by those
-/// rows for the next commit and returns how many rows were filed; 0 (nothing staged) when every row is
-/// covered, when there is no IVF index, or when it was built before fiq kept trained templates (such
-/// an index searches its added rows exactly until it is compacted or rebuilt).
+/// When the version `writer` last committed holds rows the IVF lists do not cover, stages the appended
+/// lists grown by those rows for the next commit and returns how many rows were filed; 0 (nothing
+/// staged) when every row is covered, when there is no IVF index, or when it was built before fiq kept
+/// trained templates (such an index searches its added rows exactly until it is compacted or rebuilt).
+/// Decided from the manifest alone: a commit with nothing to file opens nothing.
 pub(super) fn stage_appended(
     writer: &mut SnapshotWriter,
-    committed: &Index,
     progress: &dyn Progress,
 ) -> crate::Result<u64> {
-    let Some(built) = committed.ann() else {
+    let manifest = writer.manifest();
+    if !manifest.ann_files.iter().any(|f| f.name == TRAINED_FILE) {
         return Ok(0);
-    };
-    let snapshot = committed.snapshot.as_ref();
-    let covered = built.record().covered_rows() as u64;
-    let total = committed.total_rows();
+    }
+    let covered = AnnRecord::from_json(&manifest.ann_params)?.covered_rows() as u64;
+    let total = manifest.total_rows();
     if covered >= total {
         return Ok(0);
     }
+    // Its lease is released when this returns, before the commit that replaces the appended lists.
+    let committed = Index::open_in(writer.directory().clone())?;
+    let built = committed.ann().ok_or_else(|| IndexError::AnnUnsupported {
+        index: committed.path().to_owned(),
+        reason: "the manifest names IVF files but none opened".into(),
+    })?;
+    let snapshot = committed.snapshot.as_ref();
     let previous = committed.appended();
     let start = match previous {
         Some(_) => local_file(snapshot, APPENDED_FILE)?,

@@ -201,10 +201,7 @@ impl IndexWriter {
     /// named) comes after the first commit: the rows are then committed and searched exactly.
     pub fn commit(&mut self) -> crate::Result<u64> {
         let generation = self.inner.commit()?.generation;
-        let committed = Index::open_in(self.inner.directory().clone())?;
-        let filed = ivf_files::stage_appended(&mut self.inner, &committed, &())?;
-        drop(committed); // its lease would keep the replaced appended lists past the commit
-        match filed {
+        match ivf_files::stage_appended(&mut self.inner, &())? {
             0 => Ok(generation),
             _ => Ok(self.inner.commit()?.generation),
         }

@@ -12,12 +12,6 @@ pub(crate) fn wordings(
     candidate: &Attributes,
     target: &Attributes,
 ) -> Vec<String> {
-    let owned = |phrases: &[&str]| {
-        phrases
-            .iter()
-            .map(|phrase| (*phrase).to_owned())
-            .collect::<Vec<_>>()
-    };
     match kind {
         AttributeKind::Color => {
             let (to, from) = (target.color.word(), candidate.color.word());
@@ -99,7 +93,6 @@ pub(crate) fn synonyms(
     candidate: &Attributes,
     target: &Attributes,
 ) -> Vec<String> {
-    let owned = |phrases: &[&str]| phrases.iter().map(|p| (*p).to_owned()).collect::<Vec<_>>();
     match kind {
         AttributeKind::Color => {
             let names: &[&str] = match target.color {
@@ -175,6 +168,11 @@ pub(crate) fn synonyms(
             (false, _) => &["is baggier", "is less fitted"],
         }),
     }
+}
+
+/// A phrase table as owned strings.
+fn owned(phrases: &[&str]) -> Vec<String> {
+    phrases.iter().map(|phrase| (*phrase).to_owned()).collect()
 }
 
 /// Joins phrases with `" and "`, dropping a repeated leading `"is "` ("is red and sleeveless").
