@@ -34,7 +34,7 @@ pub use directory::{Directory, FileBytes, MmapDirectory, RamDirectory, ReaderLea
 pub use error::{FormatError, Result};
 pub use lease::{lease_file_name, lease_generation, LEASE_PREFIX};
 pub use manifest::Manifest;
-pub use meta::{ItemMeta, ModelInfo};
+pub use meta::{ItemMeta, ModelInfo, IMAGE_TOWER_MARK};
 pub use segment::{Segment, VectorType};
 pub use snapshot::{AnnFileSource, Snapshot, SnapshotWriter, VerifyReport, STAGING_PREFIX};
 pub use version::FormatVersion;

@@ -417,6 +417,7 @@ pub(crate) fn load(dir: &Path, options: &EncoderOptions) -> Result<EncoderParts,
         name: format!("blip-itc/{}", dir_name(dir)),
         embed_dim: config.embed_dim,
         hasher,
+        image_tower: None,
         device,
         dtype,
     })

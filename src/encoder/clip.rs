@@ -12,7 +12,7 @@ use candle_nn::VarBuilder;
 use indicatif::ProgressBar;
 use rayon::prelude::*;
 
-use super::checkpoint::{dir_name, open_weights, read_text, Fnv64, ModelFiles};
+use super::checkpoint::{check_tensors, dir_name, open_weights, read_text, Fnv64, ModelFiles};
 use super::config::ClipConfig;
 use super::error::{compute, EncoderError, ImageError};
 use super::model::{ClipModel, Kernels};
@@ -67,6 +67,7 @@ impl ClipEncoder {
             &config,
             config.expected_tensors(),
         )?;
+        let image_tower = image_tower_digest(&config, &weights, &files.weights)?;
         let vb = VarBuilder::from_backend(Box::new(weights), dtype, device.clone());
         let model =
             ClipModel::new(&config, Kernels::Fused, vb).map_err(compute("building the model"))?;
@@ -86,6 +87,7 @@ impl ClipEncoder {
             name: dir_name(dir),
             embed_dim: config.projection_dim,
             hasher,
+            image_tower: Some(image_tower),
             device,
             dtype,
         };
@@ -101,13 +103,20 @@ impl ClipEncoder {
             name,
             embed_dim,
             mut hasher,
+            image_tower,
             device,
             dtype,
         } = parts;
         hasher.write(preprocessor.describe().as_bytes());
+        let mut fingerprint = hasher.finish_hex();
+        if let Some(mut image_tower) = image_tower {
+            image_tower.write(preprocessor.describe().as_bytes());
+            fingerprint.push_str(fiq_index_format::IMAGE_TOWER_MARK);
+            fingerprint.push_str(&image_tower.finish_hex());
+        }
         let info = ModelInfo {
             name,
-            fingerprint: hasher.finish_hex(),
+            fingerprint,
             preprocessing: preprocessor.describe(),
         };
         Self {
@@ -327,6 +336,9 @@ pub(crate) struct EncoderParts {
     pub embed_dim: usize,
     /// Already fed the family, its configuration and its weights; the preprocessing is added last.
     pub hasher: Fnv64,
+    /// The image tower's own digest, fed the same way, for families whose towers fine-tune apart (see
+    /// [`ModelInfo::image_tower`]); `None` where a changed text tower must mean a rebuild.
+    pub image_tower: Option<Fnv64>,
     pub device: Device,
     pub dtype: DType,
 }
@@ -358,4 +370,29 @@ pub(crate) fn resolve_device(
             Ok((device, dtype))
         }
     }
+}
+
+/// The image tower's digest of a Hugging Face CLIP checkpoint: the vision config, the projection width
+/// and every `vision_model.*` and `visual_projection.*` tensor (name, shape, type, sampled bytes), so a
+/// checkpoint whose text tower alone was fine-tuned keeps it.
+fn image_tower_digest(
+    config: &ClipConfig,
+    weights: &candle_core::safetensors::MmapedSafetensors,
+    path: &Path,
+) -> Result<Fnv64, EncoderError> {
+    let mut hasher = Fnv64::new();
+    hasher.write(b"fiq-clip-image-1");
+    hasher.write(format!("{:?} {}", config.vision, config.projection_dim).as_bytes());
+    let image_tensors = config
+        .expected_tensors()
+        .into_iter()
+        .filter(|(name, _)| is_image_tower_tensor(name))
+        .collect();
+    check_tensors(weights, path, image_tensors, &mut hasher)?;
+    Ok(hasher)
+}
+
+/// Whether a Hugging Face `CLIPModel` tensor belongs to the image tower.
+pub(crate) fn is_image_tower_tensor(name: &str) -> bool {
+    name.starts_with("vision_model.") || name.starts_with("visual_projection.")
 }

@@ -39,6 +39,7 @@ mod resample;
 mod resnet;
 mod tokenizer;
 mod towers;
+pub(crate) mod trainable;
 
 use std::path::Path;
 

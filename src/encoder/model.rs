@@ -440,7 +440,7 @@ pub(crate) struct ClipModel {
     pub(crate) vision: VisionTransformer,
     pub(crate) text: TextTransformer,
     visual_projection: Linear,
-    text_projection: Linear,
+    pub(crate) text_projection: Linear,
     /// The learned temperature, `ln(1/τ)`; the checkpoint's value when it has one. Read by the
     /// contrastive loss of fine-tuning (src/train).
     #[allow(dead_code)]
@@ -500,12 +500,24 @@ pub(crate) fn projected_text_features(
     pad_id: u32,
     device: &Device,
 ) -> Result<Tensor> {
+    projected_text_features_with(text, projection, sequences, pad_id, device, 0)
+}
+
+/// [`projected_text_features`] with the first `frozen` blocks detached from the gradient graph.
+pub(crate) fn projected_text_features_with(
+    text: &TextTransformer,
+    projection: &Linear,
+    sequences: &[&[u32]],
+    pad_id: u32,
+    device: &Device,
+    frozen: usize,
+) -> Result<Tensor> {
     let ids = super::towers::padded_ids(sequences, pad_id, device)?;
     let pool_at: Vec<usize> = sequences
         .iter()
         .map(|s| pool_position(s, text.config.eos_token_id))
         .collect();
-    projection.forward(&text.forward(&ids, &pool_at, 0)?)
+    projection.forward(&text.forward(&ids, &pool_at, frozen)?)
 }
 
 /// The position transformers' `CLIPTextTransformer` pools for one unpadded token sequence: the first

@@ -592,6 +592,7 @@ pub(crate) fn load(dir: &Path, options: &EncoderOptions) -> Result<EncoderParts,
         name: format!("openclip-{}/{}", config.short_name(), dir_name(dir)),
         embed_dim: config.embed_dim,
         hasher,
+        image_tower: None,
         device,
         dtype,
     })

@@ -120,6 +120,59 @@ impl TrainingSet {
         index: &Index,
         encoder: TextEncoder<'_>,
     ) -> Result<TrainingSet, TrainError> {
+        let resolved = ResolvedSplit::resolve(dataset, index)?;
+        let all_texts = resolved
+            .triplets
+            .iter()
+            .flat_map(|triplet| triplet.texts.iter().cloned());
+        let texts = TextFeatures::encode(all_texts, index.dim(), encoder)?;
+        let examples = resolved
+            .triplets
+            .iter()
+            .map(|triplet| Example {
+                gallery: triplet.gallery,
+                candidate: triplet.candidate,
+                target: triplet.target,
+                texts: triplet.texts.each_ref().map(|text| {
+                    texts
+                        .row_of(text)
+                        .expect("every training text was encoded above")
+                }),
+            })
+            .collect();
+        Ok(TrainingSet {
+            examples,
+            categories: resolved.categories,
+            galleries: resolved.galleries,
+            texts,
+            skipped: resolved.skipped,
+        })
+    }
+}
+
+/// One training triplet resolved to index ids, its caption variants still text.
+#[derive(Debug, Clone)]
+pub(crate) struct ResolvedTriplet {
+    pub gallery: usize,
+    pub candidate: u64,
+    pub target: u64,
+    /// The four [`TrainingCaption`] variants, in [`TrainingCaption::ALL`] order.
+    pub texts: [String; 4],
+}
+
+/// A split's triplets found in an index, with each category's gallery (split images and targets).
+#[derive(Debug, Clone)]
+pub(crate) struct ResolvedSplit {
+    pub triplets: Vec<ResolvedTriplet>,
+    pub categories: Vec<Category>,
+    pub galleries: Vec<IdSet>,
+    pub skipped: usize,
+}
+
+impl ResolvedSplit {
+    /// Resolves `dataset`'s triplets against `index` (keys are image names); a triplet with an image
+    /// missing from the index is counted in `skipped`.
+    pub(crate) fn resolve(dataset: &Dataset, index: &Index) -> Result<ResolvedSplit, TrainError> {
         let id_of = |name: &str| -> Result<Option<u64>, TrainError> {
             index.id_of(name).map_err(|source| TrainError::Index {
                 context: "looking up an image key",
@@ -128,7 +181,7 @@ impl TrainingSet {
         };
         let mut categories = Vec::new();
         let mut galleries = Vec::new();
-        let mut pending = Vec::new();
+        let mut triplets = Vec::new();
         let mut skipped = 0;
         for category in dataset.categories() {
             let names = dataset
@@ -148,7 +201,13 @@ impl TrainingSet {
                 match (id_of(&triplet.candidate)?, id_of(target)?) {
                     (Some(candidate), Some(target)) => {
                         gallery.insert(target);
-                        pending.push((galleries.len(), candidate, target, &triplet.captions));
+                        triplets.push(ResolvedTriplet {
+                            gallery: galleries.len(),
+                            candidate,
+                            target,
+                            texts: TrainingCaption::ALL
+                                .map(|variant| training_query_text(&triplet.captions, variant)),
+                        });
                     }
                     _ => skipped += 1,
                 }
@@ -156,34 +215,16 @@ impl TrainingSet {
             categories.push(category);
             galleries.push(gallery);
         }
-        if pending.is_empty() {
+        if triplets.is_empty() {
             return Err(TrainError::NoExamples {
                 split: dataset.split(),
                 skipped,
             });
         }
-        let all_texts = pending.iter().flat_map(|(_, _, _, captions)| {
-            TrainingCaption::ALL.map(|variant| training_query_text(captions, variant))
-        });
-        let texts = TextFeatures::encode(all_texts, index.dim(), encoder)?;
-        let examples = pending
-            .iter()
-            .map(|&(gallery, candidate, target, captions)| Example {
-                gallery,
-                candidate,
-                target,
-                texts: TrainingCaption::ALL.map(|variant| {
-                    texts
-                        .row_of(&training_query_text(captions, variant))
-                        .expect("every training text was encoded above")
-                }),
-            })
-            .collect();
-        Ok(TrainingSet {
-            examples,
+        Ok(ResolvedSplit {
+            triplets,
             categories,
             galleries,
-            texts,
             skipped,
         })
     }

@@ -15,6 +15,7 @@
 //! CLIP).
 
 mod data;
+mod finetune;
 mod loss;
 mod miner;
 mod optim;
@@ -23,9 +24,13 @@ mod text_cache;
 mod trainer;
 
 pub use data::{Example, TextEncoder, TextFeatures, TrainingSet, Validation};
+pub use finetune::{
+    fine_tune_encoder, FineTuneData, FineTuneOptions, FineTuneSummary, RunRecord, TunedTowers,
+    RUN_RECORD_FILE,
+};
 pub use loss::LossOptions;
 #[cfg(test)]
-use loss::{contrastive_loss, MinedBatch};
+pub(crate) use loss::{contrastive_loss, MinedBatch};
 #[cfg(test)]
 use miner::{mine_hard_negatives, MiningQuery};
 #[cfg(test)]
@@ -148,6 +153,26 @@ pub enum TrainError {
     /// Per-epoch validation failed.
     #[error(transparent)]
     Eval(#[from] crate::eval::EvalError),
+    /// The encoder being fine-tuned could not be loaded, run or saved.
+    #[error(transparent)]
+    Encoder(#[from] crate::encoder::EncoderError),
+    /// An image of an image-tower run could not be read.
+    #[error(transparent)]
+    Image(#[from] crate::encoder::ImageError),
+    /// An image-tower run needs each row's image, and this row records no path.
+    #[error("index row {key:?} records no image path; fine-tuning the image tower needs an index built from image files")]
+    NoImagePath {
+        /// The row's key.
+        key: String,
+    },
+    /// A tensor operation of fine-tuning failed.
+    #[error("{context}: {detail}")]
+    Compute {
+        /// What fiq was doing.
+        context: &'static str,
+        /// The tensor library's message.
+        detail: String,
+    },
 }
 
 #[cfg(test)]

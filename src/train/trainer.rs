@@ -103,13 +103,27 @@ impl EpochRecord {
 
 /// The saved progress of a run, next to the weights and optimizer moments in a checkpoint.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct RunState {
-    epochs_done: usize,
-    optimizer_steps: u64,
-    rng: SplitMix64,
-    mined: Vec<Vec<u64>>,
-    history: Vec<EpochRecord>,
-    best_epoch: Option<usize>,
+pub(super) struct RunState {
+    pub(super) epochs_done: usize,
+    pub(super) optimizer_steps: u64,
+    pub(super) rng: SplitMix64,
+    pub(super) mined: Vec<Vec<u64>>,
+    pub(super) history: Vec<EpochRecord>,
+    pub(super) best_epoch: Option<usize>,
+}
+
+impl RunState {
+    /// A run that has not started, its random stream seeded.
+    pub(super) fn new(seed: u64) -> RunState {
+        RunState {
+            epochs_done: 0,
+            optimizer_steps: 0,
+            rng: SplitMix64::new(seed),
+            mined: Vec::new(),
+            history: Vec::new(),
+            best_epoch: None,
+        }
+    }
 }
 
 /// What a run produced.
@@ -489,7 +503,16 @@ pub fn evaluate_fusion(
     index: &Index,
     fusion: Fusion,
 ) -> Result<EvalReport, TrainError> {
-    let dataset = &validation.dataset;
+    evaluate_with_texts(&validation.dataset, &validation.texts, index, fusion)
+}
+
+/// [`evaluate_fusion`] on a split and its evaluation texts' vectors, held apart.
+pub(super) fn evaluate_with_texts(
+    dataset: &crate::fashioniq::Dataset,
+    texts: &super::TextFeatures,
+    index: &Index,
+    fusion: Fusion,
+) -> Result<EvalReport, TrainError> {
     let index_error = |context: &'static str| {
         move |source: crate::Error| TrainError::Index {
             context,
@@ -498,7 +521,7 @@ pub fn evaluate_fusion(
     };
     let galleries =
         CategoryGalleries::of(index, dataset).map_err(index_error("finding the galleries"))?;
-    let mut backend = IndexBackend::new(index, TextSource::Cached(&validation.texts), &galleries);
+    let mut backend = IndexBackend::new(index, TextSource::Cached(texts), &galleries);
     backend.set_mode(Some(SearchMode::Exact));
     let options = EvalOptions {
         fusion,
@@ -507,24 +530,24 @@ pub fn evaluate_fusion(
     Ok(evaluate(dataset, &backend, &options)?)
 }
 
-fn recall_at(report: &EvalReport, k: usize) -> Option<f64> {
+pub(super) fn recall_at(report: &EvalReport, k: usize) -> Option<f64> {
     report.average.iter().find(|m| m.k == k).map(|m| m.recall)
 }
 
-fn progress_bar(show: bool, total: u64, done: u64) -> indicatif::ProgressBar {
+pub(super) fn progress_bar(show: bool, total: u64, done: u64) -> indicatif::ProgressBar {
     let bar = crate::progress::bar_if(show, total, "training");
     bar.set_position(done);
     bar
 }
 
-fn checkpoint_error(path: &Path) -> impl Fn(String) -> TrainError + '_ {
+pub(super) fn checkpoint_error(path: &Path) -> impl Fn(String) -> TrainError + '_ {
     move |detail| TrainError::Checkpoint {
         path: path.to_owned(),
         detail,
     }
 }
 
-fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), TrainError> {
+pub(super) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), TrainError> {
     let text =
         serde_json::to_string_pretty(value).map_err(|e| checkpoint_error(path)(e.to_string()))?;
     std::fs::write(path, text).map_err(|e| checkpoint_error(path)(e.to_string()))

@@ -1,13 +1,18 @@
-//! `fiq-index train`: train a learned fusion (CLIP4Cir's Combiner, or a learned projection) on cached
-//! features: image vectors from an index keyed by FashionIQ image names, text vectors encoded by the
-//! index's model once and kept in `OUT/text-features/` (or read from a cache made elsewhere).
+//! `fiq-index train`: fine-tune the encoder (its text tower, its image tower or both), or train a learned
+//! fusion (CLIP4Cir's Combiner, or a learned projection) on cached features: image vectors from an index
+//! keyed by FashionIQ image names, text vectors encoded by the index's model once and kept in
+//! `OUT/text-features/` (or read from a cache made elsewhere).
 
 use anyhow::{bail, Context};
 use fiq::encoder::Encoder;
+use fiq::encoder::EncoderOptions;
 use fiq::fashioniq::{Category, Dataset, LoadOptions, Split};
 use fiq::fusion::{CombinerConfig, LearnedFusionKind};
 use fiq::index::Index;
-use fiq::train::{synthetic, train, LossOptions, TextCache, TrainOptions, TrainingSet, Validation};
+use fiq::train::{
+    fine_tune_encoder, synthetic, train, FineTuneData, FineTuneOptions, LossOptions, TextCache,
+    TrainOptions, TrainingSet, TunedTowers, Validation,
+};
 use std::path::PathBuf;
 
 /// Arguments of `fiq-index train`.
@@ -45,12 +50,12 @@ pub struct Args {
     /// Epochs.
     #[arg(long, default_value_t = 10)]
     pub epochs: usize,
-    /// Triplets per step.
-    #[arg(long, default_value_t = 128)]
-    pub batch_size: usize,
-    /// Peak learning rate.
-    #[arg(long, default_value_t = 1e-4)]
-    pub lr: f64,
+    /// Triplets per step (default 128 for the Combiner and projection, 64 for encoder fine-tuning).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Peak learning rate (default 1e-4 for the Combiner and projection, 2e-5 for encoder fine-tuning).
+    #[arg(long)]
+    pub lr: Option<f64>,
     /// AdamW weight decay.
     #[arg(long, default_value_t = 0.01)]
     pub weight_decay: f64,
@@ -75,6 +80,10 @@ pub struct Args {
     /// Always use the evaluation text instead of CLIP4Cir's four caption variants.
     #[arg(long)]
     pub no_caption_augmentation: bool,
+    /// Encoder fine-tuning: train only the last N transformer blocks of each tuned tower (with its final
+    /// layer norm and projection). Default: every block and the embeddings.
+    #[arg(long)]
+    pub trainable_blocks: Option<usize>,
     /// Combiner projection width (default 5× the feature dimension).
     #[arg(long)]
     pub projection_dim: Option<usize>,
@@ -87,23 +96,45 @@ pub struct Args {
     /// Seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// The index's model, which encodes the training and validation texts (see --text-features).
-    /// Default: fiq's built-in model.
+    /// The index's model: the checkpoint fine-tuned by --what text-encoder/vision-encoder/encoder, the
+    /// encoder of the training and validation texts otherwise (see --text-features). Default: fiq's
+    /// built-in model.
     #[arg(long)]
     pub model: Option<PathBuf>,
 }
 
 /// `--what` values.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum What {
-    /// CLIP4Cir's Combiner.
+    /// Fine-tune the text tower of --model (a transformers CLIP checkpoint); the index's image vectors
+    /// stay valid, so the checkpoint queries the existing index without a rebuild.
+    TextEncoder,
+    /// Fine-tune the image tower of --model; `build` must re-encode the gallery with the new checkpoint.
+    VisionEncoder,
+    /// Fine-tune both towers; `build` must re-encode the gallery.
+    Encoder,
+    /// CLIP4Cir's Combiner on cached features.
     Combiner,
-    /// Learned linear maps before a sum.
+    /// Learned linear maps before a sum, on cached features.
     Projection,
+}
+
+impl What {
+    fn towers(self) -> Option<TunedTowers> {
+        match self {
+            What::TextEncoder => Some(TunedTowers::Text),
+            What::VisionEncoder => Some(TunedTowers::Image),
+            What::Encoder => Some(TunedTowers::Both),
+            What::Combiner | What::Projection => None,
+        }
+    }
 }
 
 /// Trains, printing one line per epoch and where the models are.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    if let Some(towers) = args.what.towers() {
+        return fine_tune(&args, towers);
+    }
     if args.synthetic_features && !args.index.exists() {
         let images = synthetic::write_index(&args.fashioniq, &args.index)
             .with_context(|| format!("writing fake-feature index {}", args.index.display()))?;
@@ -147,6 +178,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         train_set.skipped
     );
     let model = match args.what {
+        What::TextEncoder | What::VisionEncoder | What::Encoder => {
+            unreachable!("encoder fine-tuning returned at the top of run")
+        }
         What::Projection => CombinerConfig::projection(dim),
         What::Combiner => CombinerConfig {
             projection_dim: args.projection_dim.unwrap_or(dim * 5),
@@ -161,8 +195,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let options = TrainOptions {
         model,
         epochs: args.epochs,
-        batch_size: args.batch_size,
-        learning_rate: args.lr,
+        batch_size: args.batch_size.unwrap_or(128),
+        learning_rate: args.lr.unwrap_or(1e-4),
         weight_decay: args.weight_decay,
         warmup_steps: args.warmup,
         max_grad_norm: args.max_grad_norm,
@@ -177,6 +211,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         progress: true,
         stop_after_epoch: None,
     };
+    if args.trainable_blocks.is_some() {
+        bail!("--trainable-blocks applies to encoder fine-tuning only");
+    }
     let summary = train(
         &train_set,
         Some(&validation),
@@ -186,17 +223,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         args.resume.as_deref(),
     )
     .context("training")?;
-    println!("epoch  loss     triplets/s  R@10    R@50");
-    for record in &summary.history {
-        println!(
-            "{:>5}  {:<7.4}  {:>10.0}  {:>6.2}  {:>6.2}",
-            record.epoch,
-            record.loss,
-            record.examples_per_second,
-            record.recall_at_10.unwrap_or_default() * 100.0,
-            record.recall_at_50.unwrap_or_default() * 100.0
-        );
-    }
+    print_history(&summary.history);
     if let Some(best) = summary.best_epoch {
         let record = &summary.history[best - 1];
         println!(
@@ -207,6 +234,112 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// `--what text-encoder | vision-encoder | encoder`.
+fn fine_tune(args: &Args, towers: TunedTowers) -> anyhow::Result<()> {
+    if args.synthetic_features || args.text_features.is_some() {
+        bail!("--synthetic-features and --text-features apply to the Combiner and projection only: encoder fine-tuning encodes its own texts");
+    }
+    if args.projection_dim.is_some() || args.hidden_dim.is_some() {
+        bail!("--projection-dim and --hidden-dim apply to --what combiner only");
+    }
+    let model_dir = crate::model_args::ModelArgs::for_model(args.model.clone()).model_dir()?;
+    let index = Index::open(&args.index)
+        .with_context(|| format!("opening index {}", args.index.display()))?;
+    let categories = if args.categories.is_empty() {
+        Category::ALL.to_vec()
+    } else {
+        args.categories.clone()
+    };
+    let load = |split| {
+        Dataset::load(
+            &args.fashioniq,
+            &categories,
+            split,
+            LoadOptions::annotations_only(),
+        )
+        .with_context(|| {
+            format!(
+                "loading FashionIQ {split} from {}",
+                args.fashioniq.display()
+            )
+        })
+    };
+    let train_split = load(Split::Train)?;
+    let validation = load(Split::Val)?;
+    let options = FineTuneOptions {
+        towers,
+        trainable_blocks: args.trainable_blocks,
+        epochs: args.epochs,
+        batch_size: args.batch_size.unwrap_or(64),
+        learning_rate: args.lr.unwrap_or(2e-5),
+        weight_decay: args.weight_decay,
+        warmup_steps: args.warmup,
+        max_grad_norm: args.max_grad_norm,
+        logit_scale: args.logit_scale,
+        hard_negative_beta: args.hard_negative_beta,
+        mined_negatives: args.mined_negatives,
+        mine_every: args.mine_every,
+        caption_augmentation: !args.no_caption_augmentation,
+        seed: args.seed,
+        progress: true,
+        stop_after_epoch: None,
+    };
+    let data = FineTuneData {
+        train: &train_split,
+        validation: Some(&validation),
+        index: &index,
+    };
+    eprintln!("fine-tuning the {towers} of {}", model_dir.display());
+    let summary = fine_tune_encoder(
+        &model_dir,
+        &EncoderOptions::default(),
+        data,
+        &options,
+        &args.out,
+        args.resume.as_deref(),
+    )
+    .context("fine-tuning the encoder")?;
+    let record = &summary.record;
+    eprintln!(
+        "{} training triplets ({} skipped: an image not in the index)",
+        record.train_triplets, record.skipped_triplets
+    );
+    print_history(&record.history);
+    if let Some(best) = record.best_epoch {
+        let epoch = &record.history[best - 1];
+        println!(
+            "best epoch {best}: R@10 {:.2}, R@50 {:.2} -> {} (a model directory: pass it as --model)",
+            epoch.recall_at_10.unwrap_or_default() * 100.0,
+            epoch.recall_at_50.unwrap_or_default() * 100.0,
+            summary.best_model.display()
+        );
+    }
+    if towers.needs_rebuild() {
+        println!(
+            "the image tower changed: rebuild the index with --model {} before querying with it",
+            summary.best_model.display()
+        );
+    } else {
+        println!("the image tower is unchanged: the index answers the new model as it is");
+    }
+    Ok(())
+}
+
+/// The per-epoch table both kinds of training print.
+fn print_history(history: &[fiq::train::EpochRecord]) {
+    println!("epoch  loss     triplets/s  R@10    R@50");
+    for record in history {
+        println!(
+            "{:>5}  {:<7.4}  {:>10.0}  {:>6.2}  {:>6.2}",
+            record.epoch,
+            record.loss,
+            record.examples_per_second,
+            record.recall_at_10.unwrap_or_default() * 100.0,
+            record.recall_at_50.unwrap_or_default() * 100.0
+        );
+    }
 }
 
 /// Where training's text vectors come from.
