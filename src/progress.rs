@@ -28,3 +28,13 @@ pub fn bar_if(show: bool, len: u64, what: &str) -> indicatif::ProgressBar {
         indicatif::ProgressBar::hidden()
     }
 }
+
+/// Prints `line` above `bar` when progress was asked for (`show`), on plain stderr when the bar draws
+/// nothing because stderr is not a terminal: a long run's per-epoch lines reach its log either way.
+pub fn println_above(bar: &indicatif::ProgressBar, show: bool, line: String) {
+    match (show, bar.is_hidden()) {
+        (false, _) => {}
+        (true, true) => eprintln!("{line}"),
+        (true, false) => bar.println(line),
+    }
+}

@@ -233,16 +233,20 @@ pub fn train(
             recall_at_10: report.as_ref().and_then(|r| recall_at(r, 10)),
             recall_at_50: report.as_ref().and_then(|r| recall_at(r, 50)),
         };
-        progress.println(format!(
-            "epoch {}: loss {:.4}, {:.0} triplets/s{}",
-            record.epoch,
-            record.loss,
-            record.examples_per_second,
-            record
-                .score()
-                .map(|s| format!(", val (R@10+R@50)/2 = {:.2}", s * 100.0))
-                .unwrap_or_default()
-        ));
+        crate::progress::println_above(
+            &progress,
+            options.progress,
+            format!(
+                "epoch {}: loss {:.4}, {:.0} triplets/s{}",
+                record.epoch,
+                record.loss,
+                record.examples_per_second,
+                record
+                    .score()
+                    .map(|s| format!(", val (R@10+R@50)/2 = {:.2}", s * 100.0))
+                    .unwrap_or_default()
+            ),
+        );
         let best_score = state
             .best_epoch
             .and_then(|best| state.history.get(best - 1))
