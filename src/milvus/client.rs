@@ -85,6 +85,21 @@ impl Default for ConnectOptions {
     }
 }
 
+/// How the query nodes serve a collection's persisted segments.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct IndexCoverage {
+    /// Persisted (flushed) segments.
+    pub segments: usize,
+    /// Their rows.
+    pub rows: usize,
+    /// Rows served through the IVF index.
+    pub indexed_rows: usize,
+    /// Rows of segments too small for Milvus to index (under 1,024 rows), searched exhaustively.
+    pub brute_force_rows: usize,
+    /// Segments not yet flushed, indexed or loaded.
+    pub pending_segments: usize,
+}
+
 /// One search result from Milvus.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MilvusHit {
@@ -549,15 +564,81 @@ impl MilvusCollection {
         })
     }
 
-    /// Seals what was inserted (Milvus builds the IVF index over sealed segments) and loads the
-    /// collection for search (a collection already loaded stays so).
-    pub fn flush_and_load(&self) -> Result<(), MilvusError> {
-        self.call("flushing", self.client.flush(self.url.collection()))?;
-        self.call(
-            "loading the collection",
-            self.client
-                .load_collection(self.url.collection(), Some(LoadOptions::new())),
-        )
+    /// Seals what was inserted, loads the collection for search (a loaded one stays so) and waits until
+    /// Milvus serves every sealed segment through its IVF index; returns that coverage.
+    pub fn flush_and_load(&self) -> Result<IndexCoverage, MilvusError> {
+        // A server that has just started answers before its data node has registered: retried.
+        let started = std::time::Instant::now();
+        loop {
+            match self.call("flushing", self.client.flush(self.url.collection())) {
+                Ok(()) => break,
+                Err(error @ MilvusError::MissingCollection { .. }) => return Err(error),
+                Err(error) if started.elapsed() >= self.options.timeout => return Err(error),
+                Err(_) => std::thread::sleep(Duration::from_millis(500)),
+            }
+        }
+        self.ensure_loaded()?;
+        // Milvus seals, persists and indexes segments asynchronously, and hands indexed segments to the
+        // query node as they are built. Wait, within the timeout, until every persisted segment large
+        // enough to be indexed is served with its index, so that what is searched next is searched
+        // through the IVF index.
+        loop {
+            let coverage = self.index_coverage()?;
+            if coverage.pending_segments == 0 {
+                return Ok(coverage);
+            }
+            if started.elapsed() >= self.options.timeout {
+                return Err(MilvusError::Timeout {
+                    endpoint: self.url.endpoint(),
+                    operation: format!(
+                        "indexing and loading {} segments ({})",
+                        coverage.pending_segments,
+                        self.url.collection()
+                    ),
+                    after: self.options.timeout,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(1000));
+        }
+    }
+
+    /// How much of the collection the query nodes serve through the IVF index now.
+    pub fn index_coverage(&self) -> Result<IndexCoverage, MilvusError> {
+        use milvus::proto::common::SegmentState;
+        let persisted = self.call(
+            "listing segments",
+            self.client.list_persistent_segments(self.url.collection()),
+        )?;
+        let loaded = self.call(
+            "listing loaded segments",
+            self.client.list_loaded_segments(self.url.collection()),
+        )?;
+        let loaded: HashMap<i64, bool> = loaded
+            .iter()
+            .map(|s| (s.segment_id, s.index_id != 0 || !s.index_name.is_empty()))
+            .collect();
+        let mut coverage = IndexCoverage::default();
+        for segment in &persisted {
+            let rows = segment.num_rows.max(0) as usize;
+            match segment.state {
+                SegmentState::Flushed => {}
+                SegmentState::Dropped | SegmentState::NotExist => continue,
+                // Sealed or being flushed: not yet indexable.
+                _ => {
+                    coverage.pending_segments += 1;
+                    continue;
+                }
+            }
+            coverage.segments += 1;
+            coverage.rows += rows;
+            match loaded.get(&segment.segment_id) {
+                Some(true) => coverage.indexed_rows += rows,
+                // Milvus indexes no segment under 1,024 rows (searched by brute force).
+                Some(false) if rows < 1024 => coverage.brute_force_rows += rows,
+                _ => coverage.pending_segments += 1,
+            }
+        }
+        Ok(coverage)
     }
 
     /// Rows in the collection (every key once: upserts replace).

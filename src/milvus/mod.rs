@@ -25,8 +25,8 @@ use std::time::Duration;
 
 pub use backend::{MilvusBackend, MilvusRetriever};
 pub use client::{
-    CollectionRecord, ConnectOptions, MilvusCollection, MilvusFilter, MilvusHit, CATEGORY_FIELD,
-    KEY_FIELD, MAX_KEY_BYTES, VECTOR_FIELD,
+    CollectionRecord, ConnectOptions, IndexCoverage, MilvusCollection, MilvusFilter, MilvusHit,
+    CATEGORY_FIELD, KEY_FIELD, MAX_KEY_BYTES, VECTOR_FIELD,
 };
 pub use url::{MilvusUrl, SCHEME};
 

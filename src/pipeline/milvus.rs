@@ -18,7 +18,8 @@ use crate::eval::{
 use crate::fashioniq::{Category, Dataset};
 use crate::index::{Index, SearchMode};
 use crate::milvus::{
-    CollectionRecord, ConnectOptions, MilvusBackend, MilvusCollection, MilvusError, MilvusUrl,
+    CollectionRecord, ConnectOptions, IndexCoverage, MilvusBackend, MilvusCollection, MilvusError,
+    MilvusUrl,
 };
 use crate::search::{exact_search, VectorBlock};
 
@@ -124,10 +125,13 @@ pub struct SinkReport {
     pub encode_time: Duration,
     /// Time in upsert calls (acknowledged).
     pub upsert_time: Duration,
-    /// Time flushing and loading the collection (Milvus builds the IVF index over sealed segments).
+    /// Time flushing, indexing and loading the collection (Milvus builds the IVF index per sealed
+    /// segment; this waits until every segment is served through it).
     pub flush_time: Duration,
     /// The record the collection holds.
     pub record: Option<CollectionRecord>,
+    /// How the collection is served after the flush: rows through the IVF index, rows brute-forced.
+    pub coverage: IndexCoverage,
 }
 
 impl SinkReport {
@@ -195,7 +199,7 @@ pub fn export_to_milvus(
 
 fn finish(collection: &MilvusCollection, report: &mut SinkReport) -> crate::Result<()> {
     let started = Instant::now();
-    collection.flush_and_load()?;
+    report.coverage = collection.flush_and_load()?;
     report.flush_time = started.elapsed();
     report.collection_rows = collection.count()?;
     report.record = Some(collection.record().clone());

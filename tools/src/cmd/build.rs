@@ -121,7 +121,8 @@ fn encode_into_milvus(args: &Args, url: &fiq::milvus::MilvusUrl) -> anyhow::Resu
     eprintln!(
         "{url}: part {part}: {} rows stored (acknowledged), {} already present, {} skipped, {} in \
          other parts; encode {:.1?}, insert {:.1?}, flush and load {:.1?}; the collection holds {} \
-         rows (IVF_FLAT nlist {}, nprobe {})",
+         rows ({} served through the IVF index, {} in segments too small to index; IVF_FLAT nlist {}, \
+         nprobe {})",
         report.stored,
         report.already_present,
         report.skipped.len(),
@@ -130,6 +131,8 @@ fn encode_into_milvus(args: &Args, url: &fiq::milvus::MilvusUrl) -> anyhow::Resu
         report.upsert_time,
         report.flush_time,
         report.collection_rows,
+        report.coverage.indexed_rows,
+        report.coverage.brute_force_rows,
         record.nlist,
         record.nprobe
     );

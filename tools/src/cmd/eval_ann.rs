@@ -332,6 +332,7 @@ fn print_points(points: &[Point]) {
 #[derive(Debug, Serialize)]
 struct MilvusReport {
     collection: String,
+    coverage: fiq::milvus::IndexCoverage,
     nlist: usize,
     rows: usize,
     dim: usize,
@@ -366,6 +367,17 @@ fn run_milvus(args: &Args, url: &fiq::milvus::MilvusUrl) -> Result<()> {
     let index = Index::open(local).with_context(|| format!("opening {}", local.display()))?;
     let collection = fiq::milvus::MilvusCollection::open(url, &args.milvus.connect()?)?;
     let collection = collection.checked(index.model(), index.dim())?;
+    // Measure what Milvus serves through its IVF index, not segments still waiting for theirs.
+    let started = Instant::now();
+    let coverage = collection.flush_and_load()?;
+    eprintln!(
+        "{url}: {} of {} rows served through the IVF index ({} in segments too small to index; \
+         waited {:.1} s)",
+        coverage.indexed_rows,
+        coverage.rows,
+        coverage.brute_force_rows,
+        started.elapsed().as_secs_f64()
+    );
     let queries = match &args.queries {
         Some(path) => TuneQueries::Vectors(fiq::npy::read_matrix(path)?.data),
         None => TuneQueries::HeldOut {
@@ -454,6 +466,7 @@ fn run_milvus(args: &Args, url: &fiq::milvus::MilvusUrl) -> Result<()> {
     }
     let report = MilvusReport {
         collection: url.to_string(),
+        coverage,
         nlist: collection.record().nlist,
         rows: collection.count()?,
         dim,

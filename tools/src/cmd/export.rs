@@ -55,13 +55,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .expect("a finished export has its record");
     eprintln!(
         "{}: {} rows stored (acknowledged) in {:.2} s of inserts ({:.0} vectors/s), flush and load \
-         {:.2} s; the collection holds {} rows; IVF_FLAT nlist {}, nprobe {}",
+         {:.2} s; the collection holds {} rows ({} served through the IVF index, {} in segments too small to index); IVF_FLAT nlist {}, \
+         nprobe {}",
         args.to,
         report.stored,
         report.upsert_time.as_secs_f64(),
         report.upsert_rate(),
         report.flush_time.as_secs_f64(),
         report.collection_rows,
+        report.coverage.indexed_rows,
+        report.coverage.brute_force_rows,
         record.nlist,
         record.nprobe
     );
