@@ -88,7 +88,7 @@ impl Default for ConnectOptions {
 /// How the query nodes serve a collection's persisted segments.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct IndexCoverage {
-    /// Persisted (flushed) segments.
+    /// Segments the query nodes hold.
     pub segments: usize,
     /// Their rows.
     pub rows: usize,
@@ -96,7 +96,8 @@ pub struct IndexCoverage {
     pub indexed_rows: usize,
     /// Rows of segments too small for Milvus to index (under 1,024 rows), searched exhaustively.
     pub brute_force_rows: usize,
-    /// Segments not yet flushed, indexed or loaded.
+    /// Segments the query nodes serve without their index yet (plus one when rows of the collection
+    /// are not on a query node yet).
     pub pending_segments: usize,
 }
 
@@ -603,40 +604,34 @@ impl MilvusCollection {
     }
 
     /// How much of the collection the query nodes serve through the IVF index now.
+    ///
+    /// Judged from what the query nodes hold, not from the persisted segments: Milvus compacts segments
+    /// (an upsert is a delete and an insert, so every segment a sink writes gets compacted) and keeps
+    /// serving the indexed originals until the compacted segment's index is built.
     pub fn index_coverage(&self) -> Result<IndexCoverage, MilvusError> {
         use milvus::proto::common::SegmentState;
-        let persisted = self.call(
-            "listing segments",
-            self.client.list_persistent_segments(self.url.collection()),
-        )?;
         let loaded = self.call(
             "listing loaded segments",
             self.client.list_loaded_segments(self.url.collection()),
         )?;
-        let loaded: HashMap<i64, bool> = loaded
-            .iter()
-            .map(|s| (s.segment_id, s.index_id != 0 || !s.index_name.is_empty()))
-            .collect();
         let mut coverage = IndexCoverage::default();
-        for segment in &persisted {
+        for segment in &loaded {
             let rows = segment.num_rows.max(0) as usize;
-            match segment.state {
-                SegmentState::Flushed => {}
-                SegmentState::Dropped | SegmentState::NotExist => continue,
-                // Sealed or being flushed: not yet indexable.
-                _ => {
-                    coverage.pending_segments += 1;
-                    continue;
-                }
-            }
+            let indexed = segment.index_id != 0 || !segment.index_name.is_empty();
             coverage.segments += 1;
             coverage.rows += rows;
-            match loaded.get(&segment.segment_id) {
-                Some(true) => coverage.indexed_rows += rows,
-                // Milvus indexes no segment under 1,024 rows (searched by brute force).
-                Some(false) if rows < 1024 => coverage.brute_force_rows += rows,
-                _ => coverage.pending_segments += 1,
+            if indexed {
+                coverage.indexed_rows += rows;
+            } else if rows < 1024 && segment.state != SegmentState::Growing {
+                // Milvus indexes no segment under 1,024 rows: searched by brute force.
+                coverage.brute_force_rows += rows;
+            } else {
+                coverage.pending_segments += 1;
             }
+        }
+        // Rows not yet on a query node at all (still being loaded).
+        if coverage.rows < self.count()? {
+            coverage.pending_segments += 1;
         }
         Ok(coverage)
     }
