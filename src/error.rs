@@ -45,6 +45,11 @@ pub enum Error {
     /// Training a learned fusion: bad options, a failing text encoder, checkpoints.
     #[error(transparent)]
     Train(#[from] crate::train::TrainError),
+    /// A Milvus collection: an unreachable server, a missing collection, another model's vectors, rows
+    /// not acknowledged.
+    #[cfg(feature = "milvus")]
+    #[error(transparent)]
+    Milvus(#[from] crate::milvus::MilvusError),
 }
 
 /// `Result` with fiq's [`Error`].

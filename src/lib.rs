@@ -20,6 +20,8 @@ pub mod fashioniq;
 pub mod fusion;
 pub mod index;
 pub mod keys;
+#[cfg(feature = "milvus")]
+pub mod milvus;
 pub mod npy;
 pub mod pipeline;
 pub mod progress;

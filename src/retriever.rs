@@ -426,77 +426,13 @@ impl Retriever {
         &self,
         queries: &[Query],
     ) -> crate::Result<Vec<Result<Vec<f32>, QueryError>>> {
-        let mut references: Vec<Option<Result<Vec<f32>, QueryError>>> =
-            queries.iter().map(|_| None).collect();
-        // Decoded uploads live here while the batch is encoded.
-        let mut decoded: Vec<(usize, image::DynamicImage)> = Vec::new();
-        let mut files: Vec<(usize, &Path)> = Vec::new();
-        for (i, query) in queries.iter().enumerate() {
-            references[i] = match &query.reference {
-                None => None,
-                Some(Reference::Key(key)) => Some(self.stored_vector(key)),
-                Some(Reference::Vector(vector)) => Some(self.checked_vector(vector)),
-                Some(Reference::ImagePath(path)) => {
-                    files.push((i, path));
-                    None
-                }
-                Some(Reference::ImageBytes { name, bytes }) => {
-                    match crate::encoder::decode_image_bytes(Path::new(name), bytes) {
-                        Ok(image) => {
-                            decoded.push((i, image));
-                            None
-                        }
-                        Err(error) => Some(Err(error.into())),
-                    }
-                }
-            };
-        }
-        let sources: Vec<ImageSource<'_>> = files
-            .iter()
-            .map(|(_, path)| ImageSource::Path(path))
-            .chain(decoded.iter().map(|(_, image)| ImageSource::Image(image)))
-            .collect();
-        if !sources.is_empty() {
-            let encoded = self.encoder.encode_images(&sources)?;
-            let slots = files
-                .iter()
-                .map(|(i, _)| *i)
-                .chain(decoded.iter().map(|(i, _)| *i));
-            for (i, result) in slots.zip(encoded) {
-                references[i] = Some(result.map_err(QueryError::from));
-            }
-        }
-
-        let with_text: Vec<usize> = (0..queries.len())
-            .filter(|&i| queries[i].has_text())
-            .collect();
-        let texts: Vec<&str> = with_text
-            .iter()
-            .map(|&i| queries[i].text.as_str())
-            .collect();
-        let mut text_vectors: Vec<Option<Vec<f32>>> = vec![None; queries.len()];
-        if !texts.is_empty() {
-            let encoded = self.encoder.encode_texts(&texts)?;
-            for (&i, vector) in with_text.iter().zip(encoded) {
-                text_vectors[i] = Some(vector);
-            }
-        }
-
-        Ok(references
-            .into_iter()
-            .zip(text_vectors)
-            .zip(queries)
-            .map(|((reference, text), query)| match (reference, text) {
-                (Some(Err(error)), _) => Err(error),
-                (Some(Ok(image)), Some(text)) => {
-                    let fusion = query.fusion.as_ref().unwrap_or(&self.fusion);
-                    Ok(fuse(&image, &text, fusion)?)
-                }
-                (Some(Ok(image)), None) => Ok(image),
-                (None, Some(text)) => Ok(text),
-                (None, None) => Err(QueryError::Empty),
-            })
-            .collect())
+        fused_query_vectors(
+            &*self.encoder,
+            &self.fusion,
+            self.index.dim(),
+            queries,
+            &|key| self.stored_vector(key),
+        )
     }
 
     fn stored_vector(&self, key: &str) -> Result<Vec<f32>, QueryError> {
@@ -512,23 +448,6 @@ impl Retriever {
             .vector(id)
             .map(|v| v.into_owned())
             .ok_or_else(unknown)
-    }
-
-    fn checked_vector(&self, vector: &[f32]) -> Result<Vec<f32>, QueryError> {
-        if vector.len() != self.index.dim() {
-            return Err(QueryError::VectorDimension {
-                expected: self.index.dim(),
-                actual: vector.len(),
-            });
-        }
-        let mut unit = vector.to_vec();
-        crate::vector::normalize_in_place(&mut unit).map_err(|_| {
-            QueryError::Fusion(FusionError::ZeroVector {
-                row: 0,
-                which: "image",
-            })
-        })?;
-        Ok(unit)
     }
 
     /// The ids `filter` allows.
@@ -590,4 +509,106 @@ impl Retriever {
         *cached = Some(Arc::clone(&categories));
         Ok(categories)
     }
+}
+
+/// The fused query vector of each query (unit length), or why it has none: the search-backend seam.
+/// Every backend (the local index, a Milvus collection) turns queries into vectors here, so they all
+/// search with the same vectors: references by key come from `stored` (the backend's stored vectors),
+/// images and texts are encoded by `encoder` in one batch each and fused with the query's fusion or
+/// `fusion`; a reference vector must have `dim` components.
+pub(crate) fn fused_query_vectors(
+    encoder: &dyn Encoder,
+    fusion: &Fusion,
+    dim: usize,
+    queries: &[Query],
+    stored: &dyn Fn(&str) -> Result<Vec<f32>, QueryError>,
+) -> crate::Result<Vec<Result<Vec<f32>, QueryError>>> {
+    let mut references: Vec<Option<Result<Vec<f32>, QueryError>>> =
+        queries.iter().map(|_| None).collect();
+    // Decoded uploads live here while the batch is encoded.
+    let mut decoded: Vec<(usize, image::DynamicImage)> = Vec::new();
+    let mut files: Vec<(usize, &Path)> = Vec::new();
+    for (i, query) in queries.iter().enumerate() {
+        references[i] = match &query.reference {
+            None => None,
+            Some(Reference::Key(key)) => Some(stored(key)),
+            Some(Reference::Vector(vector)) => Some(checked_vector(vector, dim)),
+            Some(Reference::ImagePath(path)) => {
+                files.push((i, path));
+                None
+            }
+            Some(Reference::ImageBytes { name, bytes }) => {
+                match crate::encoder::decode_image_bytes(Path::new(name), bytes) {
+                    Ok(image) => {
+                        decoded.push((i, image));
+                        None
+                    }
+                    Err(error) => Some(Err(error.into())),
+                }
+            }
+        };
+    }
+    let sources: Vec<ImageSource<'_>> = files
+        .iter()
+        .map(|(_, path)| ImageSource::Path(path))
+        .chain(decoded.iter().map(|(_, image)| ImageSource::Image(image)))
+        .collect();
+    if !sources.is_empty() {
+        let encoded = encoder.encode_images(&sources)?;
+        let slots = files
+            .iter()
+            .map(|(i, _)| *i)
+            .chain(decoded.iter().map(|(i, _)| *i));
+        for (i, result) in slots.zip(encoded) {
+            references[i] = Some(result.map_err(QueryError::from));
+        }
+    }
+
+    let with_text: Vec<usize> = (0..queries.len())
+        .filter(|&i| queries[i].has_text())
+        .collect();
+    let texts: Vec<&str> = with_text
+        .iter()
+        .map(|&i| queries[i].text.as_str())
+        .collect();
+    let mut text_vectors: Vec<Option<Vec<f32>>> = vec![None; queries.len()];
+    if !texts.is_empty() {
+        let encoded = encoder.encode_texts(&texts)?;
+        for (&i, vector) in with_text.iter().zip(encoded) {
+            text_vectors[i] = Some(vector);
+        }
+    }
+
+    Ok(references
+        .into_iter()
+        .zip(text_vectors)
+        .zip(queries)
+        .map(|((reference, text), query)| match (reference, text) {
+            (Some(Err(error)), _) => Err(error),
+            (Some(Ok(image)), Some(text)) => {
+                let fusion = query.fusion.as_ref().unwrap_or(fusion);
+                Ok(fuse(&image, &text, fusion)?)
+            }
+            (Some(Ok(image)), None) => Ok(image),
+            (None, Some(text)) => Ok(text),
+            (None, None) => Err(QueryError::Empty),
+        })
+        .collect())
+}
+
+fn checked_vector(vector: &[f32], dim: usize) -> Result<Vec<f32>, QueryError> {
+    if vector.len() != dim {
+        return Err(QueryError::VectorDimension {
+            expected: dim,
+            actual: vector.len(),
+        });
+    }
+    let mut unit = vector.to_vec();
+    crate::vector::normalize_in_place(&mut unit).map_err(|_| {
+        QueryError::Fusion(FusionError::ZeroVector {
+            row: 0,
+            which: "image",
+        })
+    })?;
+    Ok(unit)
 }

@@ -120,6 +120,16 @@ pub fn build_catalog(
     out: &Path,
     options: &BuildOptions,
 ) -> crate::Result<BuildReport> {
+    let (images, mut skipped) = catalog_images(dataset);
+    let mut report = add_images(&images, encoder, out, options)?;
+    skipped.append(&mut report.skipped);
+    report.skipped = skipped;
+    Ok(report)
+}
+
+/// Every gallery image of `dataset` with its file, and the ones left out (no file, or listed in a
+/// second category): what [`build_catalog`] encodes, and what a Milvus sink encodes.
+pub(crate) fn catalog_images(dataset: &Dataset) -> (Vec<CatalogImage>, Vec<SkippedImage>) {
     let mut skipped = Vec::new();
     let mut images = Vec::new();
     let mut listed = std::collections::HashSet::new();
@@ -147,10 +157,7 @@ pub fn build_catalog(
             }
         }
     }
-    let mut report = add_images(&images, encoder, out, options)?;
-    skipped.append(&mut report.skipped);
-    report.skipped = skipped;
-    Ok(report)
+    (images, skipped)
 }
 
 /// Encodes `images` with `encoder` into the index at `out` (created if needed; an existing one must be

@@ -327,7 +327,7 @@ pub fn evaluate_index_both_ways(
     })
 }
 
-fn agreement(ivf: &[Vec<String>], exact: &[Vec<String>], ks: &[usize]) -> Agreement {
+pub(super) fn agreement(ivf: &[Vec<String>], exact: &[Vec<String>], ks: &[usize]) -> Agreement {
     let queries = ivf.len().min(exact.len());
     let overlap_at = ks
         .iter()

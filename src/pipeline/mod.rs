@@ -1,13 +1,17 @@
 //! The workflows, as library calls: encode a catalog into an index ([`build_catalog`], [`add_images`]),
 //! import vectors ([`import_vectors`]), build the IVF index and measure and record its `nprobe`
 //! ([`build_ivf`], [`tune_and_record`]), and measure composed retrieval by the FashionIQ protocol
-//! ([`evaluate_index`], [`evaluate_index_both_ways`]) and show it as an HTML page ([`html_report`]).
+//! ([`evaluate_index`], [`evaluate_index_both_ways`]) and show it as an HTML page ([`html_report`]);
+//! with the `milvus` feature, export to, encode into and evaluate through a Milvus collection
+//! (`export_to_milvus`, `build_into_milvus`, `evaluate_milvus`).
 //! The `fiq-index` binary only parses, calls these and prints.
 
 mod add;
 mod build;
 mod eval;
 mod ivf;
+#[cfg(feature = "milvus")]
+mod milvus;
 mod report;
 mod vectors;
 
@@ -20,6 +24,11 @@ pub use eval::{
 pub use ivf::{
     build_ivf, measure_nprobe, query_vectors, record_nprobe, tune_and_record, TuneQueries,
     TuneTarget,
+};
+#[cfg(feature = "milvus")]
+pub use milvus::{
+    build_into_milvus, encode_into_milvus, evaluate_milvus, export_to_milvus, MilvusComparison,
+    Part, SinkOptions, SinkReport,
 };
 pub use report::{html_report, HtmlReportOptions, RunResults};
 pub use vectors::{import_vectors, ImportOptions, ImportReport};

@@ -69,6 +69,13 @@ impl AnnArgs {
     }
 }
 
+impl AnnArgs {
+    /// IVF lists for a catalog of `rows`: --ivf, else the default rule.
+    pub fn nlist(&self, rows: usize) -> usize {
+        self.ivf.unwrap_or_else(|| default_nlist(rows))
+    }
+}
+
 /// FAISS's rule of thumb, 4·√n lists, rounded to a power of two, capped so that k-means sees at least
 /// 39 vectors per centroid.
 fn default_nlist(rows: usize) -> usize {

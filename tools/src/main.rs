@@ -6,6 +6,7 @@ mod cmd;
 mod dataset_args;
 mod default_model;
 mod fusion_args;
+mod milvus_args;
 mod model_args;
 mod output;
 mod search_args;
@@ -44,6 +45,7 @@ enum Command {
     EvalAnn(cmd::eval_ann::Args),
     Train(cmd::train::Args),
     Serve(cmd::serve::Args),
+    Export(cmd::export::Args),
 }
 
 fn main() {
@@ -67,6 +69,7 @@ fn main() {
         Command::EvalAnn(args) => cmd::eval_ann::run(args),
         Command::Train(args) => cmd::train::run(args),
         Command::Serve(args) => cmd::serve::run(args),
+        Command::Export(args) => cmd::export::run(args),
     };
     if let Err(err) = result {
         if output::is_broken_pipe(&err) {

@@ -23,11 +23,25 @@ use fiq::pipeline::{
 ///
 /// Then the IVF index is built over every item and committed with the index (--no-ivf skips it; search
 /// is then exact). `fiq-index tune` picks its nprobe; `fiq-index eval-ann` measures it.
+///
+/// With --sink milvus://HOST:PORT/COLLECTION (and --fashioniq) the images are encoded straight into a
+/// Milvus collection instead of an index directory: created when missing (key, category, vector, fiq's
+/// model record, an IVF_FLAT index of --ivf lists, default 4·√n), rows upserted by key in acknowledged
+/// batches. --part i/n encodes only the i-th of n disjoint parts of the catalog (by a hash of the key),
+/// so n processes can fill one collection at once; a rerun of a part skips what the collection holds.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The index directory to create, resume or give an IVF index.
-    #[arg(long)]
-    out: PathBuf,
+    #[arg(long, required_unless_present = "sink", conflicts_with = "sink")]
+    out: Option<PathBuf>,
+    /// Encode into this Milvus collection instead (milvus://HOST:PORT/COLLECTION; needs --fashioniq).
+    #[arg(long, requires = "fashioniq")]
+    sink: Option<fiq::milvus::MilvusUrl>,
+    /// With --sink: encode only part i of n (1-based, "2/4"): n processes fill one collection.
+    #[arg(long, requires = "sink")]
+    part: Option<fiq::pipeline::Part>,
+    #[command(flatten)]
+    milvus: crate::milvus_args::MilvusArgs,
     /// Vectors to import: a 2-D float32 .npy array, one row per item.
     #[arg(long, requires = "keys", conflicts_with = "fashioniq")]
     vectors: Option<PathBuf>,
@@ -46,6 +60,13 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    if let Some(url) = &args.sink {
+        return encode_into_milvus(&args, url);
+    }
+    let out = args
+        .out
+        .clone()
+        .expect("clap requires --out without --sink");
     match (&args.dataset.fashioniq, &args.vectors, &args.keys) {
         (Some(_), _, _) => encode_catalog(&args)?,
         (None, Some(vectors), Some(keys)) => {
@@ -55,20 +76,74 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 model_name: "external".into(),
                 progress: !args.model.quiet,
             };
-            let report = import_vectors(vectors, keys, &args.out, &options)?;
-            eprintln!("{}: {report}", args.out.display());
+            let report = import_vectors(vectors, keys, &out, &options)?;
+            eprintln!("{}: {report}", out.display());
         }
-        _ if Index::open(&args.out).is_ok() => {}
+        _ if Index::open(&out).is_ok() => {}
         _ => bail!(
             "{} is not an index yet: give --fashioniq ROOT (encode images) or --vectors FILE.npy \
              --keys FILE.txt (import vectors) to fill it",
-            args.out.display()
+            out.display()
         ),
     }
-    build_ivf_and_tune(&args)
+    build_ivf_and_tune(&args, &out)
+}
+
+fn encode_into_milvus(args: &Args, url: &fiq::milvus::MilvusUrl) -> anyhow::Result<()> {
+    if args.ann.factory.is_some() || args.ann.no_ivf {
+        bail!(
+            "--sink builds an IVF_FLAT index of --ivf lists; --factory and --no-ivf do not apply"
+        );
+    }
+    let dataset = args.dataset.load()?;
+    eprint!("{}", dataset.report());
+    let encoder = args.model.load()?;
+    let part = args.part.unwrap_or(fiq::pipeline::Part::WHOLE);
+    // Every part computes the same nlist from the whole catalog's size.
+    let catalog: usize = dataset.categories().map(|c| dataset.gallery(c).len()).sum();
+    let nlist = args.ann.nlist(catalog);
+    let nprobe = args.ann.nprobe.unwrap_or((nlist / 32).max(1));
+    let options = fiq::pipeline::SinkOptions {
+        batch: args.milvus.milvus_batch,
+        connect: args.milvus.connect()?,
+        progress: !args.model.quiet,
+    };
+    let report =
+        fiq::pipeline::build_into_milvus(&dataset, &encoder, url, part, nlist, nprobe, &options)
+            .with_context(|| format!("encoding part {part} into {url}"))?;
+    for skipped in &report.skipped {
+        eprintln!("skipped {}: {}", skipped.name, skipped.reason);
+    }
+    let record = report
+        .record
+        .as_ref()
+        .expect("a finished build has its record");
+    eprintln!(
+        "{url}: part {part}: {} rows stored (acknowledged), {} already present, {} skipped, {} in \
+         other parts; encode {:.1?}, insert {:.1?}, flush and load {:.1?}; the collection holds {} \
+         rows ({} served through the IVF index, {} in segments too small to index; IVF_FLAT nlist {}, \
+         nprobe {})",
+        report.stored,
+        report.already_present,
+        report.skipped.len(),
+        report.other_parts,
+        report.encode_time,
+        report.upsert_time,
+        report.flush_time,
+        report.collection_rows,
+        report.coverage.indexed_rows,
+        report.coverage.brute_force_rows,
+        record.nlist,
+        record.nprobe
+    );
+    Ok(())
 }
 
 fn encode_catalog(args: &Args) -> anyhow::Result<()> {
+    let out = args
+        .out
+        .as_deref()
+        .expect("clap requires --out without --sink");
     let dataset = args.dataset.load()?;
     // What the loader left out (missing images by role, triplets dropped), told and kept.
     let load_report = dataset.report();
@@ -77,7 +152,7 @@ fn encode_catalog(args: &Args) -> anyhow::Result<()> {
         eprintln!(
             "{} image names resolve to no file (see {})",
             load_report.missing.len(),
-            args.out.join(MISSING_LOG).display()
+            out.join(MISSING_LOG).display()
         );
     }
     let encoder = args.model.load()?;
@@ -85,12 +160,12 @@ fn encode_catalog(args: &Args) -> anyhow::Result<()> {
         commit_every: args.commit_every,
         progress: !args.model.quiet,
     };
-    let report = build_catalog(&dataset, &encoder, &args.out, &options)?;
+    let report = build_catalog(&dataset, &encoder, out, &options)?;
     load_report
-        .write_missing_log(args.out.join(MISSING_LOG))
+        .write_missing_log(out.join(MISSING_LOG))
         .context("keeping the loader's report with the index")?;
     // Written even when empty, so that a rebuild's log never shows an earlier run's skips.
-    let log = crate::output::write_skipped_log(&args.out, &report.skipped)?;
+    let log = crate::output::write_skipped_log(out, &report.skipped)?;
     if !report.skipped.is_empty() {
         eprintln!(
             "{} images skipped (missing or undecodable); see {}",
@@ -100,7 +175,7 @@ fn encode_catalog(args: &Args) -> anyhow::Result<()> {
     }
     eprintln!(
         "{}: added {} images ({} already present); decode {:.1?}, encode {:.1?}, index {:.1?}",
-        args.out.display(),
+        out.display(),
         report.added,
         report.already_present,
         report.decode_time,
@@ -113,8 +188,8 @@ fn encode_catalog(args: &Args) -> anyhow::Result<()> {
 /// The loader's list of image names that resolve to no file, kept in the index directory.
 const MISSING_LOG: &str = "missing-images.tsv";
 
-fn build_ivf_and_tune(args: &Args) -> anyhow::Result<()> {
-    let rows = Index::open(&args.out)?.total_rows() as usize;
+fn build_ivf_and_tune(args: &Args, out: &std::path::Path) -> anyhow::Result<()> {
+    let rows = Index::open(out)?.total_rows() as usize;
     let Some(params) = args.ann.params(rows) else {
         if !args.model.quiet {
             eprintln!("no IVF index (--no-ivf): searches are exact");
@@ -123,12 +198,12 @@ fn build_ivf_and_tune(args: &Args) -> anyhow::Result<()> {
     };
     let bar = fiq::progress::bar_if(!args.model.quiet, 0, "IVF");
     let start = Instant::now();
-    let record = build_ivf(&args.out, &params, &bar)
-        .with_context(|| format!("building the IVF index of {}", args.out.display()))?;
+    let record = build_ivf(out, &params, &bar)
+        .with_context(|| format!("building the IVF index of {}", out.display()))?;
     bar.finish_and_clear();
     eprintln!(
         "{}: IVF index {} over {} vectors in {:.1} s (k-means on {}, FAISS {})",
-        args.out.display(),
+        out.display(),
         record.factory,
         record.len,
         start.elapsed().as_secs_f64(),
@@ -138,7 +213,7 @@ fn build_ivf_and_tune(args: &Args) -> anyhow::Result<()> {
     if args.ann.nprobe.is_some() || args.ann.no_tune {
         eprintln!(
             "{}: nprobe {} as given; `fiq-index tune` measures one for a target recall",
-            args.out.display(),
+            out.display(),
             record.nprobe
         );
         return Ok(());
@@ -149,14 +224,14 @@ fn build_ivf_and_tune(args: &Args) -> anyhow::Result<()> {
     target.k = args.ann.tune_k.unwrap_or(target.k);
     target.recall = args.ann.tune_recall.unwrap_or(target.recall);
     let started = Instant::now();
-    let (report, chosen) = tune_and_record(&args.out, &target)
-        .with_context(|| format!("tuning nprobe of {}", args.out.display()))?;
+    let (report, chosen) = tune_and_record(out, &target)
+        .with_context(|| format!("tuning nprobe of {}", out.display()))?;
     let (k, goal) = (target.k, target.recall);
     let Some(chosen) = chosen else {
         eprintln!(
             "{}: warning: recall@{k} never reaches {goal} on held-out queries; nprobe stays {} \
              (finer codes or a larger --rerank-factor would help)",
-            args.out.display(),
+            out.display(),
             record.nprobe
         );
         return Ok(());
@@ -169,7 +244,7 @@ fn build_ivf_and_tune(args: &Args) -> anyhow::Result<()> {
     eprintln!(
         "{}: nprobe {chosen} of {} lists: recall@{k} {recall:.3} against exact search on {} held-out \
          queries (target {goal}; measured in {:.1} s; `fiq-index tune` shows the trade-off)",
-        args.out.display(),
+        out.display(),
         record.nlist,
         report.queries,
         started.elapsed().as_secs_f64()

@@ -12,10 +12,19 @@ use serde::Serialize;
 
 /// Measure an ANN index: recall@10/@50 vs exact search, QPS and p50/p99 latency for single queries and
 /// batches, open time, resident memory after open and after the queries.
+///
+/// INDEX may be a Milvus collection (milvus://HOST:PORT/COLLECTION) with --local INDEX, the local index
+/// holding the same vectors: recall is then Milvus's results against fiq's exact search over the local
+/// index (by key), and QPS/latency are Milvus's (one query per call, and --batch queries per call).
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The index (its IVF index made by `fiq-index build`).
+    /// The index (its IVF index made by `fiq-index build`), or a Milvus collection.
     pub index: PathBuf,
+    /// With a Milvus INDEX: the local index with the same vectors (exact neighbors, held-out queries).
+    #[arg(long)]
+    pub local: Option<PathBuf>,
+    #[command(flatten)]
+    pub milvus: crate::milvus_args::MilvusArgs,
     /// Query vectors (2-D f32 .npy, L2-normalized). Default: synthetic held-out queries.
     #[arg(long)]
     pub queries: Option<PathBuf>,
@@ -122,6 +131,9 @@ fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {
 }
 
 pub fn run(args: Args) -> Result<()> {
+    if let Some(url) = crate::milvus_args::milvus_url(&args.index)? {
+        return run_milvus(&args, &url);
+    }
     let resident_before_open = Resident::now();
     let (index, open_ms) = timed(|| Index::open(&args.index));
     let index = index.with_context(|| format!("opening {}", args.index.display()))?;
@@ -285,6 +297,10 @@ fn print_report(r: &Report) {
     } else {
         println!("exact search: neighbors read from the exact cache");
     }
+    print_points(&r.points);
+}
+
+fn print_points(points: &[Point]) {
     println!(
         "{:>6} {:>9} {:>9} {:>10} {:>9} {:>9} {:>10} {:>10} {:>10}",
         "nprobe",
@@ -297,7 +313,7 @@ fn print_report(r: &Report) {
         "b.p50 ms",
         "b.p99 ms"
     );
-    for p in &r.points {
+    for p in points {
         println!(
             "{:>6} {:>9.4} {:>9.4} {:>10.1} {:>9.3} {:>9.3} {:>10.1} {:>10.2} {:>10.2}",
             p.nprobe,
@@ -311,4 +327,162 @@ fn print_report(r: &Report) {
             p.batch_p99_ms
         );
     }
+}
+
+#[derive(Debug, Serialize)]
+struct MilvusReport {
+    collection: String,
+    coverage: fiq::milvus::IndexCoverage,
+    nlist: usize,
+    rows: usize,
+    dim: usize,
+    queries: usize,
+    exact_over: String,
+    points: Vec<Point>,
+}
+
+/// Recall@k of `found` against `exact`, both as keys.
+fn key_recall(found: &[Vec<String>], exact: &[Vec<String>], k: usize) -> f64 {
+    let mut hit = 0usize;
+    let mut total = 0usize;
+    for (f, e) in found.iter().zip(exact) {
+        let truth: std::collections::HashSet<&String> = e.iter().take(k).collect();
+        total += truth.len();
+        hit += f.iter().take(k).filter(|key| truth.contains(key)).count();
+    }
+    if total == 0 {
+        1.0
+    } else {
+        hit as f64 / total as f64
+    }
+}
+
+fn run_milvus(args: &Args, url: &fiq::milvus::MilvusUrl) -> Result<()> {
+    let Some(local) = &args.local else {
+        anyhow::bail!(
+            "eval-ann of a Milvus collection needs --local INDEX, the local index holding the same \
+             vectors: fiq's exact search over it is the ground truth"
+        );
+    };
+    let index = Index::open(local).with_context(|| format!("opening {}", local.display()))?;
+    let collection = fiq::milvus::MilvusCollection::open(url, &args.milvus.connect()?)?;
+    let collection = collection.checked(index.model(), index.dim())?;
+    // Measure what Milvus serves through its IVF index, not segments still waiting for theirs.
+    let started = Instant::now();
+    let coverage = collection.flush_and_load()?;
+    eprintln!(
+        "{url}: {} of {} rows served through the IVF index ({} in segments too small to index; \
+         waited {:.1} s)",
+        coverage.indexed_rows,
+        coverage.rows,
+        coverage.brute_force_rows,
+        started.elapsed().as_secs_f64()
+    );
+    let queries = match &args.queries {
+        Some(path) => TuneQueries::Vectors(fiq::npy::read_matrix(path)?.data),
+        None => TuneQueries::HeldOut {
+            count: args.num_queries,
+            seed: args.seed,
+        },
+    };
+    let queries = query_vectors(&index, &queries)?;
+    let dim = index.dim();
+    let nq = queries.len() / dim;
+    let keys_of = |lists: Vec<Vec<Neighbor>>| -> Result<Vec<Vec<String>>> {
+        lists
+            .into_iter()
+            .map(|l| {
+                l.into_iter()
+                    .map(|n| Ok(index.key(n.id)?.to_owned()))
+                    .collect::<Result<Vec<String>>>()
+            })
+            .collect()
+    };
+    let cached = args
+        .exact_cache
+        .as_deref()
+        .and_then(read_exact_cache)
+        .filter(|e| e.len() == nq);
+    let exact = match cached {
+        Some(exact) => exact,
+        None => {
+            let exact = index.neighbors(&queries, 50, &SearchOptions::mode(SearchMode::Exact))?;
+            if let Some(path) = &args.exact_cache {
+                write_exact_cache(path, &exact)?;
+            }
+            exact
+        }
+    };
+    let exact = keys_of(exact)?;
+    let nprobes = if args.nprobe.is_empty() {
+        vec![collection.record().nprobe]
+    } else {
+        args.nprobe.clone()
+    };
+    let batch = args.batch.max(1);
+    let keys = |lists: Vec<Vec<fiq::milvus::MilvusHit>>| -> Vec<Vec<String>> {
+        lists
+            .into_iter()
+            .map(|l| l.into_iter().map(|h| h.key).collect())
+            .collect()
+    };
+    let mut points = Vec::new();
+    for &nprobe in &nprobes {
+        let mut single_ms = Vec::with_capacity(nq);
+        let mut found10 = Vec::with_capacity(nq);
+        let single_start = Instant::now();
+        for q in queries.chunks_exact(dim) {
+            let (hits, ms) = timed(|| collection.search(q, 10, Some(nprobe), None));
+            single_ms.push(ms);
+            found10.extend(keys(hits?));
+        }
+        let single_total = single_start.elapsed().as_secs_f64();
+        let mut batch_ms = Vec::new();
+        let mut found50 = Vec::with_capacity(nq);
+        let batch_start = Instant::now();
+        for chunk in queries.chunks(batch * dim) {
+            let (hits, ms) = timed(|| collection.search(chunk, 10, Some(nprobe), None));
+            hits?;
+            batch_ms.push(ms);
+        }
+        let batch_total = batch_start.elapsed().as_secs_f64();
+        for chunk in queries.chunks(batch * dim) {
+            found50.extend(keys(collection.search(chunk, 50, Some(nprobe), None)?));
+        }
+        single_ms.sort_by(f64::total_cmp);
+        batch_ms.sort_by(f64::total_cmp);
+        points.push(Point {
+            nprobe,
+            recall_at_10: key_recall(&found10, &exact, 10),
+            recall_at_50: key_recall(&found50, &exact, 50),
+            single_qps: nq as f64 / single_total,
+            single_p50_ms: percentile(&single_ms, 50.0),
+            single_p99_ms: percentile(&single_ms, 99.0),
+            batch_size: batch,
+            batch_qps: nq as f64 / batch_total,
+            batch_p50_ms: percentile(&batch_ms, 50.0),
+            batch_p99_ms: percentile(&batch_ms, 99.0),
+        });
+    }
+    let report = MilvusReport {
+        collection: url.to_string(),
+        coverage,
+        nlist: collection.record().nlist,
+        rows: collection.count()?,
+        dim,
+        queries: nq,
+        exact_over: local.display().to_string(),
+        points,
+    };
+    println!(
+        "Milvus {}: IVF_FLAT (IP), {} x {}, nlist {}, {} queries; recall against fiq's exact search \
+         over {}",
+        report.collection, report.rows, report.dim, report.nlist, report.queries, report.exact_over
+    );
+    print_points(&report.points);
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
 }

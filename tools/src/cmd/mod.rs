@@ -7,6 +7,7 @@ pub mod compact;
 pub mod embed;
 pub mod eval;
 pub mod eval_ann;
+pub mod export;
 pub mod import;
 pub mod info;
 pub mod query;

@@ -29,9 +29,14 @@ use serde::Deserialize;
 /// Each line of a --queries file is a JSON object with any of "image" (a path), "ref" (a key), "text",
 /// "category" and "keys" (a list of keys to search among). A query that cannot be answered (an
 /// unreadable image, an unknown key) is reported on its own line; the others are answered.
+///
+/// INDEX may be a Milvus collection (milvus://HOST:PORT/COLLECTION, made by `build --sink` or
+/// `export`): the same encoding and fusion, references by key from the collection's stored vectors,
+/// the category or keys filter as a Milvus expression, --nprobe (or --exact: every list) per query.
+/// Results then carry no image file.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The index directory.
+    /// The index directory, or a Milvus collection (milvus://HOST:PORT/COLLECTION).
     pub index: PathBuf,
     /// The reference image file.
     #[arg(long, conflicts_with_all = ["reference", "queries"])]
@@ -63,6 +68,8 @@ pub struct Args {
     pub fusion: crate::fusion_args::FusionArgs,
     #[command(flatten)]
     pub model: crate::model_args::ModelArgs,
+    #[command(flatten)]
+    pub milvus: crate::milvus_args::MilvusArgs,
 }
 
 /// One line of a --queries file.
@@ -83,15 +90,25 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Some(path) => read_queries(path)?,
         None => vec![single_query(&args)?],
     };
-    let index = fiq::Index::open(&args.index)?;
-    let encoder: Arc<dyn fiq::encoder::Encoder> = Arc::new(args.model.load()?);
-    let fusion = args.fusion.fusion(index.dim())?;
-    let retriever = Retriever::new(index, encoder, fusion)?;
     let options = QueryOptions {
         mode: args.search.mode(),
         exclude_reference: args.exclude_reference,
     };
-    let answers = retriever.query_batch(&queries, args.k, &options)?;
+    let encoder: Arc<dyn fiq::encoder::Encoder> = Arc::new(args.model.load()?);
+    let answers = match crate::milvus_args::milvus_url(&args.index)? {
+        Some(url) => {
+            let collection = fiq::milvus::MilvusCollection::open(&url, &args.milvus.connect()?)?;
+            let fusion = args.fusion.fusion(collection.record().dim)?;
+            let retriever = fiq::milvus::MilvusRetriever::new(collection, encoder, fusion)?;
+            retriever.query_batch(&queries, args.k, &options)?
+        }
+        None => {
+            let index = fiq::Index::open(&args.index)?;
+            let fusion = args.fusion.fusion(index.dim())?;
+            let retriever = Retriever::new(index, encoder, fusion)?;
+            retriever.query_batch(&queries, args.k, &options)?
+        }
+    };
 
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut failed = 0;
