@@ -74,8 +74,8 @@ impl TunedTowers {
 impl std::fmt::Display for TunedTowers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            TunedTowers::Text => "text tower",
-            TunedTowers::Image => "image tower",
+            TunedTowers::Text => "the text tower",
+            TunedTowers::Image => "the image tower",
             TunedTowers::Both => "both towers",
         })
     }

@@ -6,7 +6,9 @@
 # never saw these seeds. Prints one markdown row per (seed, row) and a mean ± spread table at the end.
 #
 # Usage: tools/bench/finetune_study.sh [FIQ_INDEX_BINARY] [SEEDS...]   (default target/release/fiq-index 11 12 13)
-# Environment: PER_CATEGORY (2000), EPOCHS (10), TEXT_LR (5e-4), BOTH_LR (1e-4), MINED (8), KEEP=1 keeps the work folder.
+# Environment: PER_CATEGORY (2000), EPOCHS (10), TEXT_LR (5e-4), MINED (8), BOTH_LR (1e-4), BOTH_EPOCHS (5),
+# BOTH_MINED (0: an image-tower step encodes every mined negative's image too, 5x the cost on a CPU),
+# KEEP=1 keeps the work folder, RESULTS=FILE also appends the rows there (to run seeds in parallel).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bin=${1:-target/release/fiq-index}
@@ -18,6 +20,8 @@ per_category=${PER_CATEGORY:-2000}
 epochs=${EPOCHS:-10}
 text_lr=${TEXT_LR:-5e-4}
 both_lr=${BOTH_LR:-1e-4}
+both_epochs=${BOTH_EPOCHS:-5}
+both_mined=${BOTH_MINED:-0}
 mined=${MINED:-8}
 work=$(mktemp -d)
 [[ "${KEEP:-0}" == 1 ]] || trap 'rm -rf "$work"' EXIT
@@ -32,13 +36,17 @@ averages() {
   python3 - "$1" <<'PY'
 import json, sys
 for entry in json.load(open(sys.argv[1]))["reports"]:
-    avg = entry["exact"]["average"]
+    avg = entry.get("exact", entry)["average"]
     print(f"{100 * avg[0]['recall']:.2f} {100 * avg[1]['recall']:.2f}")
 PY
 }
 # train's best epoch (the table it prints) -> "R@10 R@50".
 best_of() { awk '/^best epoch/ {gsub(",", ""); print $5, $7}' "$1"; }
-row() { echo -e "$1\t$2\t$3\t$4" >> "$results"; echo "| $1 | $2 | $3 / $4 |"; }
+row() {
+  echo -e "$1\t$2\t$3\t$4" >> "$results"
+  [[ -z "${RESULTS:-}" ]] || echo -e "$1\t$2\t$3\t$4" >> "$RESULTS"
+  echo "| $1 | $2 | $3 / $4 |"
+}
 
 for seed in "${seeds[@]}"; do
   dir=$work/$seed
@@ -70,8 +78,8 @@ for seed in "${seeds[@]}"; do
   "$bin" eval --fashioniq "$data" --index "$index" --split val --model "$dir/text-mined/best" \
     --exact-only --quiet --json "$dir/text-mined.json" >/dev/null 2>&1
 
-  "$bin" train --what encoder "${common[@]}" --lr "$both_lr" --out "$dir/both" \
-    --mined-negatives "$mined" > "$dir/both.log" 2>&1
+  "$bin" train --what encoder --fashioniq "$data" --index "$index" --epochs "$both_epochs" --seed 1 \
+    --lr "$both_lr" --out "$dir/both" --mined-negatives "$both_mined" > "$dir/both.log" 2>&1
   # Both towers changed: the gallery is re-encoded into a new index with the tuned model.
   for split in val train; do
     "$bin" build --fashioniq "$data" --out "$dir/index-both" --split "$split" \
@@ -80,7 +88,7 @@ for seed in "${seeds[@]}"; do
   "$bin" eval --fashioniq "$data" --index "$dir/index-both" --split val --model "$dir/both/best" \
     --exact-only --quiet --json "$dir/both.json" >/dev/null 2>&1
   mapfile -t both < <(averages "$dir/both.json")
-  row "$seed" "both towers fine-tuned, mined (rebuilt index)" ${both[0]}
+  row "$seed" "both towers fine-tuned (rebuilt index)" ${both[0]}
 done
 
 echo

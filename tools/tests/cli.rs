@@ -735,3 +735,74 @@ fn add_remove_compact_end_to_end() {
         "{names:?}"
     );
 }
+
+#[test]
+fn encoder_fine_tuning_end_to_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("fashioniq");
+    let index = tmp.path().join("index");
+    synth_small(&data, 8);
+    for split in ["val", "train"] {
+        run_ok(
+            bin()
+                .arg("build")
+                .arg("--fashioniq")
+                .arg(&data)
+                .arg("--out")
+                .arg(&index)
+                .args(["--quiet", "--split", split]),
+        );
+    }
+    let train = |what: &str, out: &Path| {
+        run_ok(
+            bin()
+                .args(["train", "--what", what, "--fashioniq"])
+                .arg(&data)
+                .arg("--index")
+                .arg(&index)
+                .arg("--out")
+                .arg(out)
+                .args(["--epochs", "1", "--batch-size", "16", "--trainable-blocks", "1"]),
+        )
+    };
+    let eval = |model: &Path, index: &Path| {
+        bin()
+            .arg("eval")
+            .arg("--fashioniq")
+            .arg(&data)
+            .arg("--index")
+            .arg(index)
+            .arg("--model")
+            .arg(model)
+            .args(["--split", "val", "--exact-only", "--quiet"])
+            .output()
+            .unwrap()
+    };
+    // A text-tower run: its checkpoint evaluates on the index the base model built.
+    let text = tmp.path().join("text");
+    let printed = train("text-encoder", &text);
+    assert!(printed.contains("the image tower is unchanged"), "{printed}");
+    let record = std::fs::read_to_string(text.join("best/fiq-train.json")).unwrap();
+    assert!(record.contains("\"towers\": \"text\""), "{record}");
+    let out = eval(&text.join("best"), &index);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // An image-tower run: the old index refuses its checkpoint, saying why.
+    let vision = tmp.path().join("vision");
+    let printed = train("vision-encoder", &vision);
+    assert!(printed.contains("rebuild the index"), "{printed}");
+    let out = eval(&vision.join("best"), &index);
+    assert!(!out.status.success(), "the old index accepted a new image tower");
+    let message = String::from_utf8_lossy(&out.stderr);
+    assert!(message.contains("fingerprint"), "{message}");
+    // Flags of the other kind of training are refused, not ignored.
+    let message = run_err(
+        bin()
+            .args(["train", "--what", "text-encoder", "--synthetic-features", "--fashioniq"])
+            .arg(&data)
+            .arg("--index")
+            .arg(&index)
+            .arg("--out")
+            .arg(tmp.path().join("x")),
+    );
+    assert!(message.contains("--synthetic-features"), "{message}");
+}

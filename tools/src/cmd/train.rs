@@ -291,7 +291,7 @@ fn fine_tune(args: &Args, towers: TunedTowers) -> anyhow::Result<()> {
         validation: Some(&validation),
         index: &index,
     };
-    eprintln!("fine-tuning the {towers} of {}", model_dir.display());
+    eprintln!("fine-tuning {towers} of {}", model_dir.display());
     let summary = fine_tune_encoder(
         &model_dir,
         &EncoderOptions::default(),
