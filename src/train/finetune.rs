@@ -18,8 +18,8 @@ use super::loss::{contrastive_loss, LossOptions, MinedBatch};
 use super::miner::{mine_hard_negatives, MiningQuery};
 use super::optim::{clip_grad_norm, learning_rate, AdamW, ParamsAdamW};
 use super::trainer::{
-    checkpoint_error, evaluate_with_texts, progress_bar, recall_at, write_json, EpochRecord,
-    RunState, BEST_DIR, LAST_DIR,
+    checkpoint_error, evaluate_with_texts, progress_bar, write_json, EpochRecord, RunState,
+    BEST_DIR, LAST_DIR,
 };
 use super::TrainError;
 use crate::encoder::trainable::{unit_rows, Tower, TrainableClip};
@@ -330,40 +330,14 @@ pub fn fine_tune_encoder(
             }
             None => None,
         };
-        let epoch_record = EpochRecord {
-            epoch: epoch + 1,
-            loss: loss_sum / steps_per_epoch as f64,
-            examples_per_second: split.triplets.len() as f64 / seconds.max(1e-9),
-            recall_at_10: report.as_ref().and_then(|r| recall_at(r, 10)),
-            recall_at_50: report.as_ref().and_then(|r| recall_at(r, 50)),
-        };
-        crate::progress::println_above(
-            &progress,
-            options.progress,
-            format!(
-                "epoch {}: loss {:.4}, {:.0} triplets/s{}",
-                epoch_record.epoch,
-                epoch_record.loss,
-                epoch_record.examples_per_second,
-                epoch_record
-                    .score()
-                    .map(|s| format!(", val (R@10+R@50)/2 = {:.2}", s * 100.0))
-                    .unwrap_or_default()
-            ),
+        let epoch_record = EpochRecord::measured(
+            epoch + 1,
+            loss_sum / steps_per_epoch as f64,
+            split.triplets.len() as f64 / seconds.max(1e-9),
+            report.as_ref(),
         );
-        let best_score = state
-            .best_epoch
-            .and_then(|best| state.history.get(best - 1))
-            .and_then(EpochRecord::score);
-        let improved = match epoch_record.score() {
-            Some(score) => best_score.is_none_or(|best| score > best),
-            None => false,
-        };
-        state.history.push(epoch_record);
-        state.epochs_done = epoch + 1;
-        if improved {
-            state.best_epoch = Some(epoch + 1);
-        }
+        crate::progress::println_above(&progress, options.progress, epoch_record.summary_line());
+        let improved = state.push_epoch(epoch_record);
         record.best_epoch = state.best_epoch;
         record.history = state.history.clone();
         if improved {

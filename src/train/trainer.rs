@@ -99,6 +99,35 @@ impl EpochRecord {
     pub fn score(&self) -> Option<f64> {
         Some((self.recall_at_10? + self.recall_at_50?) / 2.0)
     }
+
+    /// An epoch's record from its mean loss, its speed and its validation report, if validated.
+    pub(super) fn measured(
+        epoch: usize,
+        loss: f64,
+        examples_per_second: f64,
+        report: Option<&EvalReport>,
+    ) -> EpochRecord {
+        EpochRecord {
+            epoch,
+            loss,
+            examples_per_second,
+            recall_at_10: report.and_then(|r| recall_at(r, 10)),
+            recall_at_50: report.and_then(|r| recall_at(r, 50)),
+        }
+    }
+
+    /// The line printed after the epoch.
+    pub(super) fn summary_line(&self) -> String {
+        format!(
+            "epoch {}: loss {:.4}, {:.0} triplets/s{}",
+            self.epoch,
+            self.loss,
+            self.examples_per_second,
+            self.score()
+                .map(|s| format!(", val (R@10+R@50)/2 = {:.2}", s * 100.0))
+                .unwrap_or_default()
+        )
+    }
 }
 
 /// The saved progress of a run, next to the weights and optimizer moments in a checkpoint.
@@ -113,6 +142,24 @@ pub(super) struct RunState {
 }
 
 impl RunState {
+    /// Appends the epoch just done; returns whether its validation score is the best so far (it is then
+    /// recorded as the best epoch).
+    pub(super) fn push_epoch(&mut self, record: EpochRecord) -> bool {
+        let best_score = self
+            .best_epoch
+            .and_then(|best| self.history.get(best - 1))
+            .and_then(EpochRecord::score);
+        let improved = record
+            .score()
+            .is_some_and(|score| best_score.is_none_or(|best| score > best));
+        if improved {
+            self.best_epoch = Some(record.epoch);
+        }
+        self.epochs_done = record.epoch;
+        self.history.push(record);
+        improved
+    }
+
     /// A run that has not started, its random stream seeded.
     pub(super) fn new(seed: u64) -> RunState {
         RunState {
@@ -226,40 +273,17 @@ pub fn train(
             )?),
             None => None,
         };
-        let record = EpochRecord {
-            epoch: epoch + 1,
-            loss: loss_sum / steps_per_epoch as f64,
-            examples_per_second: train.examples.len() as f64 / seconds.max(1e-9),
-            recall_at_10: report.as_ref().and_then(|r| recall_at(r, 10)),
-            recall_at_50: report.as_ref().and_then(|r| recall_at(r, 50)),
-        };
-        crate::progress::println_above(
-            &progress,
-            options.progress,
-            format!(
-                "epoch {}: loss {:.4}, {:.0} triplets/s{}",
-                record.epoch,
-                record.loss,
-                record.examples_per_second,
-                record
-                    .score()
-                    .map(|s| format!(", val (R@10+R@50)/2 = {:.2}", s * 100.0))
-                    .unwrap_or_default()
-            ),
+        let record = EpochRecord::measured(
+            epoch + 1,
+            loss_sum / steps_per_epoch as f64,
+            train.examples.len() as f64 / seconds.max(1e-9),
+            report.as_ref(),
         );
-        let best_score = state
-            .best_epoch
-            .and_then(|best| state.history.get(best - 1))
-            .and_then(EpochRecord::score);
-        if let Some(score) = record.score() {
-            if best_score.is_none_or(|best| score > best) {
-                state.best_epoch = Some(record.epoch);
-                model.save(out.join(BEST_DIR))?;
-                write_json(&out.join(BEST_DIR).join("metrics.json"), &record)?;
-            }
+        crate::progress::println_above(&progress, options.progress, record.summary_line());
+        if state.push_epoch(record.clone()) {
+            model.save(out.join(BEST_DIR))?;
+            write_json(&out.join(BEST_DIR).join("metrics.json"), &record)?;
         }
-        state.history.push(record);
-        state.epochs_done = epoch + 1;
         save_checkpoint(
             &out.join(LAST_DIR),
             &options.model,

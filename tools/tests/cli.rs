@@ -762,7 +762,14 @@ fn encoder_fine_tuning_end_to_end() {
                 .arg(&index)
                 .arg("--out")
                 .arg(out)
-                .args(["--epochs", "1", "--batch-size", "16", "--trainable-blocks", "1"]),
+                .args([
+                    "--epochs",
+                    "1",
+                    "--batch-size",
+                    "16",
+                    "--trainable-blocks",
+                    "1",
+                ]),
         )
     };
     let eval = |model: &Path, index: &Path| {
@@ -781,23 +788,39 @@ fn encoder_fine_tuning_end_to_end() {
     // A text-tower run: its checkpoint evaluates on the index the base model built.
     let text = tmp.path().join("text");
     let printed = train("text-encoder", &text);
-    assert!(printed.contains("the image tower is unchanged"), "{printed}");
+    assert!(
+        printed.contains("the image tower is unchanged"),
+        "{printed}"
+    );
     let record = std::fs::read_to_string(text.join("best/fiq-train.json")).unwrap();
     assert!(record.contains("\"towers\": \"text\""), "{record}");
     let out = eval(&text.join("best"), &index);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // An image-tower run: the old index refuses its checkpoint, saying why.
     let vision = tmp.path().join("vision");
     let printed = train("vision-encoder", &vision);
     assert!(printed.contains("rebuild the index"), "{printed}");
     let out = eval(&vision.join("best"), &index);
-    assert!(!out.status.success(), "the old index accepted a new image tower");
+    assert!(
+        !out.status.success(),
+        "the old index accepted a new image tower"
+    );
     let message = String::from_utf8_lossy(&out.stderr);
     assert!(message.contains("fingerprint"), "{message}");
     // Flags of the other kind of training are refused, not ignored.
     let message = run_err(
         bin()
-            .args(["train", "--what", "text-encoder", "--synthetic-features", "--fashioniq"])
+            .args([
+                "train",
+                "--what",
+                "text-encoder",
+                "--synthetic-features",
+                "--fashioniq",
+            ])
             .arg(&data)
             .arg("--index")
             .arg(&index)

@@ -132,8 +132,9 @@ impl What {
 
 /// Trains, printing one line per epoch and where the models are.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    let args = &args;
     if let Some(towers) = args.what.towers() {
-        return fine_tune(&args, towers);
+        return fine_tune(args, towers);
     }
     if args.synthetic_features && !args.index.exists() {
         let images = synthetic::write_index(&args.fashioniq, &args.index)
@@ -146,27 +147,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let index = Index::open(&args.index)
         .with_context(|| format!("opening index {}", args.index.display()))?;
     let dim = index.dim();
-    let texts = TextFeatureSource::choose(&args, &index)?;
+    let texts = TextFeatureSource::choose(args, &index)?;
     let encoder = |batch: &[String]| texts.encode(batch);
-    let categories = if args.categories.is_empty() {
-        Category::ALL.to_vec()
-    } else {
-        args.categories.clone()
-    };
-    let load = |split| {
-        Dataset::load(
-            &args.fashioniq,
-            &categories,
-            split,
-            LoadOptions::annotations_only(),
-        )
-        .with_context(|| {
-            format!(
-                "loading FashionIQ {split} from {}",
-                args.fashioniq.display()
-            )
-        })
-    };
+    let load = |split| load_split(args, split);
     let train_set = TrainingSet::build(&load(Split::Train)?, &index, &encoder)
         .context("preparing the training triplets")?;
     let validation =
@@ -247,25 +230,7 @@ fn fine_tune(args: &Args, towers: TunedTowers) -> anyhow::Result<()> {
     let model_dir = crate::model_args::ModelArgs::for_model(args.model.clone()).model_dir()?;
     let index = Index::open(&args.index)
         .with_context(|| format!("opening index {}", args.index.display()))?;
-    let categories = if args.categories.is_empty() {
-        Category::ALL.to_vec()
-    } else {
-        args.categories.clone()
-    };
-    let load = |split| {
-        Dataset::load(
-            &args.fashioniq,
-            &categories,
-            split,
-            LoadOptions::annotations_only(),
-        )
-        .with_context(|| {
-            format!(
-                "loading FashionIQ {split} from {}",
-                args.fashioniq.display()
-            )
-        })
-    };
+    let load = |split| load_split(args, split);
     let train_split = load(Split::Train)?;
     let validation = load(Split::Val)?;
     let options = FineTuneOptions {
@@ -401,3 +366,25 @@ impl TextFeatureSource {
 
 /// Where `train` keeps the text vectors the model made, inside `--out`.
 const TEXT_FEATURES_DIR: &str = "text-features";
+
+/// The chosen categories (default all three) of one split, annotations only: training reads image
+/// vectors (and, for image-tower runs, image paths) from the index.
+fn load_split(args: &Args, split: Split) -> anyhow::Result<Dataset> {
+    let categories = if args.categories.is_empty() {
+        Category::ALL.to_vec()
+    } else {
+        args.categories.clone()
+    };
+    Dataset::load(
+        &args.fashioniq,
+        &categories,
+        split,
+        LoadOptions::annotations_only(),
+    )
+    .with_context(|| {
+        format!(
+            "loading FashionIQ {split} from {}",
+            args.fashioniq.display()
+        )
+    })
+}
