@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::{MilvusCollection, MilvusFilter};
-use crate::encoder::{Encoder, ImageSource};
+use crate::encoder::Encoder;
 use crate::eval::{BackendError, RetrievalBackend};
 use crate::fashioniq::{Category, Dataset};
 use crate::fusion::Fusion;
@@ -142,31 +142,11 @@ impl RetrievalBackend for MilvusBackend<'_> {
                 name: name.to_owned(),
             }));
         };
-        let mut encoded = self.encoder.encode_images(&[ImageSource::Path(path)])?;
-        Ok(encoded
-            .pop()
-            .ok_or("the encoder returned no vector for one image")??)
+        crate::pipeline::eval::encode_one_image(&*self.encoder, path)
     }
 
     fn encode_texts(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, BackendError> {
-        let mut cache = self.texts.lock().unwrap_or_else(|e| e.into_inner());
-        let missing: Vec<&str> = texts
-            .iter()
-            .filter(|t| !cache.contains_key(*t))
-            .map(String::as_str)
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
-        if !missing.is_empty() {
-            let vectors = self.encoder.encode_texts(&missing)?;
-            if vectors.len() != missing.len() {
-                return Err("the encoder returned a different number of text vectors".into());
-            }
-            for (text, vector) in missing.into_iter().zip(vectors) {
-                cache.insert(text.to_owned(), vector);
-            }
-        }
-        Ok(texts.iter().map(|t| cache[t].clone()).collect())
+        crate::pipeline::eval::encode_texts_once(&*self.encoder, &self.texts, texts)
     }
 
     fn search(

@@ -144,10 +144,7 @@ impl RetrievalBackend for IndexBackend<'_> {
                 name: name.to_owned(),
             }));
         };
-        let mut encoded = encoder.encode_images(&[ImageSource::Path(path)])?;
-        Ok(encoded
-            .pop()
-            .ok_or("the encoder returned no vector for one image")??)
+        encode_one_image(encoder, path)
     }
 
     fn encode_texts(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, BackendError> {
@@ -165,24 +162,7 @@ impl RetrievalBackend for IndexBackend<'_> {
             }
             TextSource::Encoder(encoder) => encoder,
         };
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        let missing: Vec<&str> = texts
-            .iter()
-            .filter(|t| !cache.contains_key(*t))
-            .map(String::as_str)
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
-        if !missing.is_empty() {
-            let vectors = encoder.encode_texts(&missing)?;
-            if vectors.len() != missing.len() {
-                return Err("the encoder returned a different number of text vectors".into());
-            }
-            for (text, vector) in missing.into_iter().zip(vectors) {
-                cache.insert(text.to_owned(), vector);
-            }
-        }
-        Ok(texts.iter().map(|t| cache[t].clone()).collect())
+        encode_texts_once(encoder, &self.cache, texts)
     }
 
     fn search(
@@ -379,4 +359,42 @@ mod tests {
         // k = 4: query 1 shares a and c of four.
         assert_eq!(found.overlap_at[1], (4, (1.0 + 0.5) / 2.0));
     }
+}
+
+/// One reference image's vector, encoded from its file (an image the index does not hold).
+pub(crate) fn encode_one_image(
+    encoder: &dyn Encoder,
+    path: &std::path::Path,
+) -> Result<Vec<f32>, BackendError> {
+    let mut encoded = encoder.encode_images(&[ImageSource::Path(path)])?;
+    Ok(encoded
+        .pop()
+        .ok_or("the encoder returned no vector for one image")??)
+}
+
+/// Vectors of `texts` in order, each distinct text encoded once across calls (kept in `cache`): the
+/// protocol asks for the same captions' texts more than once.
+pub(crate) fn encode_texts_once(
+    encoder: &dyn Encoder,
+    cache: &Mutex<HashMap<String, Vec<f32>>>,
+    texts: &[String],
+) -> Result<Vec<Vec<f32>>, BackendError> {
+    let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+    let missing: Vec<&str> = texts
+        .iter()
+        .filter(|t| !cache.contains_key(*t))
+        .map(String::as_str)
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    if !missing.is_empty() {
+        let vectors = encoder.encode_texts(&missing)?;
+        if vectors.len() != missing.len() {
+            return Err("the encoder returned a different number of text vectors".into());
+        }
+        for (text, vector) in missing.into_iter().zip(vectors) {
+            cache.insert(text.to_owned(), vector);
+        }
+    }
+    Ok(texts.iter().map(|t| cache[t].clone()).collect())
 }

@@ -8,7 +8,7 @@
 
 mod add;
 mod build;
-mod eval;
+pub(crate) mod eval;
 mod ivf;
 #[cfg(feature = "milvus")]
 mod milvus;
