@@ -73,6 +73,9 @@ pub struct ConnectOptions {
     pub attempts: u32,
     /// The first retry's wait; doubled at every further attempt.
     pub backoff: Duration,
+    /// How fresh the rows a search sees must be. Lookups by key (counting, fetching vectors, the keys a
+    /// rerun of a part skips) are always [`SearchConsistency::Strong`]: they decide what is written.
+    pub search_consistency: SearchConsistency,
 }
 
 impl Default for ConnectOptions {
@@ -81,6 +84,38 @@ impl Default for ConnectOptions {
             timeout: Duration::from_secs(60),
             attempts: 5,
             backoff: Duration::from_millis(200),
+            search_consistency: SearchConsistency::Strong,
+        }
+    }
+}
+
+/// Milvus's consistency level for searches: which acknowledged rows a search is guaranteed to see.
+///
+/// Strong waits for the query nodes to catch up with every write acknowledged before the search (about
+/// one time tick, ~200 ms on Milvus 2.3's defaults, per search); Bounded accepts a few seconds of
+/// staleness and answers at once. fiq defaults to Strong so that what a sink just acknowledged is
+/// searched (evaluation after a build); a server answering queries over a catalog wants Bounded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchConsistency {
+    /// Every write acknowledged before the search.
+    #[default]
+    Strong,
+    /// Every write of this client (this handle).
+    Session,
+    /// Writes older than Milvus's staleness bound (5 s by default).
+    Bounded,
+    /// No guarantee: whatever the query nodes hold.
+    Eventually,
+}
+
+impl SearchConsistency {
+    fn level(self) -> ConsistencyLevel {
+        match self {
+            SearchConsistency::Strong => ConsistencyLevel::Strong,
+            SearchConsistency::Session => ConsistencyLevel::Session,
+            SearchConsistency::Bounded => ConsistencyLevel::Bounded,
+            SearchConsistency::Eventually => ConsistencyLevel::Eventually,
         }
     }
 }
@@ -694,7 +729,7 @@ impl MilvusCollection {
             .output_fields(vec![CATEGORY_FIELD.to_string()])
             .add_param("metric_type", "IP")
             .add_param("nprobe", nprobe.to_string())
-            .consistency_level(ConsistencyLevel::Strong as i32);
+            .consistency_level(self.options.search_consistency.level() as i32);
         if let Some(filter) = filter {
             options = options.filter(filter.expression());
         }

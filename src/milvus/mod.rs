@@ -26,7 +26,7 @@ use std::time::Duration;
 pub use backend::{MilvusBackend, MilvusRetriever};
 pub use client::{
     CollectionRecord, ConnectOptions, IndexCoverage, MilvusCollection, MilvusFilter, MilvusHit,
-    CATEGORY_FIELD, KEY_FIELD, MAX_KEY_BYTES, VECTOR_FIELD,
+    SearchConsistency, CATEGORY_FIELD, KEY_FIELD, MAX_KEY_BYTES, VECTOR_FIELD,
 };
 pub use url::{MilvusUrl, SCHEME};
 

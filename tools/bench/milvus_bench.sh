@@ -13,7 +13,7 @@
 #   PORT     Milvus's proxy port (default 19530); its metrics port 9091 and etcd's 2379/2380 are fixed
 #   KEEP=1   keep the Milvus data directory and the local index afterwards
 #   REUSE=1  reuse the Milvus data directory of an earlier run of this RUN_NAME (no export)
-# Results: $DATA/milvus-RUN_NAME/{export,local,milvus}.{txt,json}.
+# Results: $DATA/milvus-RUN_NAME/{export,local,milvus-strong,milvus-bounded,local-after}.{txt,json}.
 set -euo pipefail
 [ $# -eq 3 ] || { echo "usage: $0 FIQ_BIN MILVUS_SERVER RUN_NAME" >&2; exit 2; }
 fiq=$1
@@ -61,15 +61,18 @@ params = json.load(sys.stdin)["ann_params"]
 print((json.loads(params) if isinstance(params, str) else params)["nprobe"])')
 queries=(--queries "$DATA/queries.npy" --exact-cache "$OUT/exact.json" --batch 100)
 cat "$index"/* > /dev/null   # a warm page cache for the local index
+# Local, then Milvus at both consistency levels, then local again: the rows of one run, and the local
+# figure bracketing the Milvus ones shows whether the machine's load moved in between.
 echo "== fiq local IVF (nprobe $nprobe)"
 "$fiq" eval-ann "$index" "${queries[@]}" --nprobe "$nprobe" --json "$OUT/local.json" | tee "$OUT/local.txt"
-echo "== Milvus (nprobe $nprobe per segment)"
-# eval-ann first waits until every segment is served through its IVF index.
-"$fiq" eval-ann "$url" --local "$index" "${queries[@]}" --nprobe "$nprobe" --milvus-timeout 3600 \
-  --json "$OUT/milvus.json" | tee "$OUT/milvus.txt"
-# The Milvus rows of BENCHMARKS.md (2026-12-01) came from tools/python/milvus_query_bench.py against
-# the same server, queries and exact.json (pymilvus; Strong and Bounded consistency), not from the step
-# above: see BENCHMARKS.md history.
+for consistency in strong bounded; do
+  echo "== Milvus (nprobe $nprobe per segment, $consistency consistency)"
+  # eval-ann first waits until every segment is served through its IVF index.
+  "$fiq" eval-ann "$url" --local "$index" "${queries[@]}" --nprobe "$nprobe" --milvus-timeout 3600 \
+    --milvus-consistency "$consistency" --json "$OUT/milvus-$consistency.json" | tee "$OUT/milvus-$consistency.txt"
+done
+echo "== fiq local IVF again (nprobe $nprobe)"
+"$fiq" eval-ann "$index" "${queries[@]}" --nprobe "$nprobe" --json "$OUT/local-after.json" | tee "$OUT/local-after.txt"
 echo "Milvus memory (RSS of the server's processes, KiB):"
 ps -o rss=,comm= -g "$group" | tee "$OUT/milvus-rss.txt"
 [ "${KEEP:-0}" = 1 ] || rm -rf "$index"

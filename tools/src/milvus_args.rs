@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use fiq::milvus::{ConnectOptions, MilvusUrl};
+use fiq::milvus::{ConnectOptions, MilvusUrl, SearchConsistency};
 
 /// How fiq talks to a Milvus server.
 #[derive(Debug, Clone, clap::Args)]
@@ -17,6 +17,24 @@ pub struct MilvusArgs {
     /// Rows per insert call.
     #[arg(long, default_value_t = 1024)]
     pub milvus_batch: usize,
+    /// Which acknowledged rows a search must see: `strong` (every one; Milvus waits about 200 ms per
+    /// search for its query nodes to catch up) or `bounded` (rows older than a few seconds; answers at
+    /// once: what a long-running service over a catalog wants). Lookups by key are always strong.
+    #[arg(long, value_enum, default_value_t = Consistency::Strong)]
+    pub milvus_consistency: Consistency,
+}
+
+/// `--milvus-consistency`: Milvus's consistency levels for searches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Consistency {
+    /// Every write acknowledged before the search.
+    Strong,
+    /// Every write of this process.
+    Session,
+    /// Writes older than Milvus's staleness bound (5 s by default).
+    Bounded,
+    /// Whatever the query nodes hold.
+    Eventually,
 }
 
 impl MilvusArgs {
@@ -28,6 +46,12 @@ impl MilvusArgs {
         Ok(ConnectOptions {
             timeout: Duration::from_secs_f64(self.milvus_timeout),
             attempts: self.milvus_attempts.max(1),
+            search_consistency: match self.milvus_consistency {
+                Consistency::Strong => SearchConsistency::Strong,
+                Consistency::Session => SearchConsistency::Session,
+                Consistency::Bounded => SearchConsistency::Bounded,
+                Consistency::Eventually => SearchConsistency::Eventually,
+            },
             ..ConnectOptions::default()
         })
     }

@@ -357,7 +357,7 @@ fn milvus_end_to_end() {
     // A composed query through Milvus answers what the local index answers.
     let reference = local.key(0).unwrap().to_owned();
     let category = local.meta(0).unwrap().category;
-    let query = |target: &str| {
+    let query = |target: &str, extra: &[&str]| {
         let out = run_ok(
             bin()
                 .arg("query")
@@ -365,7 +365,8 @@ fn milvus_end_to_end() {
                 .arg("--model")
                 .arg(&model)
                 .args(["--ref", &reference, "--text", "is red and sleeveless"])
-                .args(["--category", &category, "-k", "5", "--exact", "--json"]),
+                .args(["--category", &category, "-k", "5", "--exact", "--json"])
+                .args(extra),
         );
         let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         line["hits"]
@@ -375,9 +376,15 @@ fn milvus_end_to_end() {
             .map(|h| h["key"].as_str().unwrap().to_owned())
             .collect::<Vec<_>>()
     };
-    let through_milvus = query(&url);
+    let through_milvus = query(&url, &[]);
     assert_eq!(through_milvus.len(), 5);
-    assert_eq!(through_milvus, query(index.to_str().unwrap()));
+    assert_eq!(through_milvus, query(index.to_str().unwrap(), &[]));
+    // Bounded consistency (what a service wants) sees the same rows: they were written seconds ago,
+    // beyond Milvus's staleness bound.
+    assert_eq!(
+        query(&url, &["--milvus-consistency", "bounded"]),
+        through_milvus
+    );
 
     // A query from another model (the built-in one) is refused.
     let refused = run(bin()

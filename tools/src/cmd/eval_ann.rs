@@ -332,6 +332,7 @@ fn print_points(points: &[Point]) {
 #[derive(Debug, Serialize)]
 struct MilvusReport {
     collection: String,
+    consistency: fiq::milvus::SearchConsistency,
     coverage: fiq::milvus::IndexCoverage,
     nlist: usize,
     rows: usize,
@@ -365,7 +366,8 @@ fn run_milvus(args: &Args, url: &fiq::milvus::MilvusUrl) -> Result<()> {
         );
     };
     let index = Index::open(local).with_context(|| format!("opening {}", local.display()))?;
-    let collection = fiq::milvus::MilvusCollection::open(url, &args.milvus.connect()?)?;
+    let connect = args.milvus.connect()?;
+    let collection = fiq::milvus::MilvusCollection::open(url, &connect)?;
     let collection = collection.checked(index.model(), index.dim())?;
     // Measure what Milvus serves through its IVF index, not segments still waiting for theirs.
     let started = Instant::now();
@@ -466,6 +468,7 @@ fn run_milvus(args: &Args, url: &fiq::milvus::MilvusUrl) -> Result<()> {
     }
     let report = MilvusReport {
         collection: url.to_string(),
+        consistency: connect.search_consistency,
         coverage,
         nlist: collection.record().nlist,
         rows: collection.count()?,
@@ -475,9 +478,15 @@ fn run_milvus(args: &Args, url: &fiq::milvus::MilvusUrl) -> Result<()> {
         points,
     };
     println!(
-        "Milvus {}: IVF_FLAT (IP), {} x {}, nlist {}, {} queries; recall against fiq's exact search \
-         over {}",
-        report.collection, report.rows, report.dim, report.nlist, report.queries, report.exact_over
+        "Milvus {}: IVF_FLAT (IP), {} x {}, nlist {}, {} queries, {:?} consistency; recall against \
+         fiq's exact search over {}",
+        report.collection,
+        report.rows,
+        report.dim,
+        report.nlist,
+        report.queries,
+        report.consistency,
+        report.exact_over
     );
     print_points(&report.points);
     if let Some(path) = &args.json {
