@@ -23,6 +23,17 @@ fn sum_normalizes_inputs_then_result() {
 }
 
 #[test]
+fn untrained_learned_fusions_start_at_sum() {
+    let image = [3.0, -1.0, 0.5, 2.0];
+    let text = [0.0, 2.0, -1.0, 1.0];
+    let sum = fuse(&image, &text, &Fusion::Sum).unwrap();
+    for config in [CombinerConfig::combiner(4), CombinerConfig::projection(4)] {
+        let model = std::sync::Arc::new(Combiner::untrained(config, 7).unwrap());
+        assert_close(&fuse(&image, &text, &Fusion::Combiner(model)).unwrap(), &sum);
+    }
+}
+
+#[test]
 fn weighted_sum_follows_alpha() {
     let image = [1.0, 0.0, 0.0];
     let text = [0.0, 5.0, 0.0];

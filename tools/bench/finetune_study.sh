@@ -8,7 +8,8 @@
 # Usage: tools/bench/finetune_study.sh [FIQ_INDEX_BINARY] [SEEDS...]   (default target/release/fiq-index 11 12 13)
 # Environment: PER_CATEGORY (2000), EPOCHS (10), TEXT_LR (5e-4), MINED (8), BOTH_LR (1e-4), BOTH_EPOCHS (5),
 # BOTH_MINED (0: an image-tower step encodes every mined negative's image too, 5x the cost on a CPU),
-# KEEP=1 keeps the work folder, RESULTS=FILE also appends the rows there (to run seeds in parallel).
+# KEEP=1 keeps the work folder, RESULTS=FILE also appends the rows there (to run seeds in parallel),
+# ROWS: which groups of rows to run (default "combiner text both"; the zero-shot rows always run).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bin=${1:-target/release/fiq-index}
@@ -23,6 +24,7 @@ both_lr=${BOTH_LR:-1e-4}
 both_epochs=${BOTH_EPOCHS:-5}
 both_mined=${BOTH_MINED:-0}
 mined=${MINED:-8}
+rows=" ${ROWS:-combiner text both} "
 work=$(mktemp -d)
 [[ "${KEEP:-0}" == 1 ]] || trap 'rm -rf "$work"' EXIT
 # candle's CPU ops wait for their worker threads by spinning; on 2 cores shared with anything else that
@@ -63,21 +65,26 @@ for seed in "${seeds[@]}"; do
   row "$seed" "image-only, zero-shot" ${zero[2]}
 
   common=(--fashioniq "$data" --index "$index" --epochs "$epochs" --seed 1)
-  "$bin" train --what combiner "${common[@]}" --out "$dir/combiner" > "$dir/combiner.log" 2>&1
-  row "$seed" "Combiner, unmined" $(best_of "$dir/combiner.log")
-  "$bin" train --what combiner "${common[@]}" --out "$dir/combiner-mined" --mined-negatives 16 \
-    > "$dir/combiner-mined.log" 2>&1
-  row "$seed" "Combiner, mined" $(best_of "$dir/combiner-mined.log")
+  if [[ "$rows" == *" combiner "* ]]; then
+    "$bin" train --what combiner "${common[@]}" --out "$dir/combiner" > "$dir/combiner.log" 2>&1
+    row "$seed" "Combiner, unmined" $(best_of "$dir/combiner.log")
+    "$bin" train --what combiner "${common[@]}" --out "$dir/combiner-mined" --mined-negatives 16 \
+      > "$dir/combiner-mined.log" 2>&1
+    row "$seed" "Combiner, mined" $(best_of "$dir/combiner-mined.log")
+  fi
 
-  "$bin" train --what text-encoder "${common[@]}" --lr "$text_lr" --out "$dir/text" > "$dir/text.log" 2>&1
-  row "$seed" "text tower fine-tuned, unmined" $(best_of "$dir/text.log")
-  "$bin" train --what text-encoder "${common[@]}" --lr "$text_lr" --out "$dir/text-mined" \
-    --mined-negatives "$mined" > "$dir/text-mined.log" 2>&1
-  row "$seed" "text tower fine-tuned, mined" $(best_of "$dir/text-mined.log")
-  # The text-tuned checkpoint answers the base model's index without a rebuild:
-  "$bin" eval --fashioniq "$data" --index "$index" --split val --model "$dir/text-mined/best" \
-    --exact-only --quiet --json "$dir/text-mined.json" >/dev/null 2>&1
+  if [[ "$rows" == *" text "* ]]; then
+    "$bin" train --what text-encoder "${common[@]}" --lr "$text_lr" --out "$dir/text" > "$dir/text.log" 2>&1
+    row "$seed" "text tower fine-tuned, unmined" $(best_of "$dir/text.log")
+    "$bin" train --what text-encoder "${common[@]}" --lr "$text_lr" --out "$dir/text-mined" \
+      --mined-negatives "$mined" > "$dir/text-mined.log" 2>&1
+    row "$seed" "text tower fine-tuned, mined" $(best_of "$dir/text-mined.log")
+    # The text-tuned checkpoint answers the base model's index without a rebuild:
+    "$bin" eval --fashioniq "$data" --index "$index" --split val --model "$dir/text-mined/best" \
+      --exact-only --quiet --json "$dir/text-mined.json" >/dev/null 2>&1
+  fi
 
+  [[ "$rows" == *" both "* ]] || continue
   "$bin" train --what encoder --fashioniq "$data" --index "$index" --epochs "$both_epochs" --seed 1 \
     --lr "$both_lr" --out "$dir/both" --mined-negatives "$both_mined" > "$dir/both.log" 2>&1
   # Both towers changed: the gallery is re-encoded into a new index with the tuned model.
