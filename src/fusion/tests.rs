@@ -29,7 +29,10 @@ fn untrained_learned_fusions_start_at_sum() {
     let sum = fuse(&image, &text, &Fusion::Sum).unwrap();
     for config in [CombinerConfig::combiner(4), CombinerConfig::projection(4)] {
         let model = std::sync::Arc::new(Combiner::untrained(config, 7).unwrap());
-        assert_close(&fuse(&image, &text, &Fusion::Combiner(model)).unwrap(), &sum);
+        assert_close(
+            &fuse(&image, &text, &Fusion::Combiner(model)).unwrap(),
+            &sum,
+        );
     }
 }
 
