@@ -109,6 +109,10 @@ pub struct FineTuneOptions {
     pub mined_negatives: usize,
     /// Mining is refreshed every this many epochs.
     pub mine_every: usize,
+    /// Positive-aware mining: only items scoring below this fraction of the target's score are mined
+    /// (NV-Retriever uses 0.95); `None` mines the nearest items whatever their score.
+    #[serde(default)]
+    pub mine_below_target: Option<f32>,
     /// Draw one of CLIP4Cir's four caption variants per triplet and step; off uses the evaluation text.
     pub caption_augmentation: bool,
     /// Seeds shuffling and caption draws.
@@ -136,6 +140,7 @@ impl Default for FineTuneOptions {
             hard_negative_beta: 0.0,
             mined_negatives: 0,
             mine_every: 2,
+            mine_below_target: None,
             caption_augmentation: true,
             seed: 0,
             progress: false,
@@ -651,6 +656,7 @@ impl Run<'_> {
             &queries,
             &self.split.galleries,
             self.options.mined_negatives,
+            self.options.mine_below_target,
         )
         .map_err(|source| TrainError::Index {
             context: "mining hard negatives",

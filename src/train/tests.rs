@@ -192,9 +192,14 @@ fn miner_returns_only_non_targets_of_the_gallery() {
             gallery: 1,
         },
     ];
-    let mined = mine_hard_negatives(&index, &queries, &galleries, 3).unwrap();
+    let mined = mine_hard_negatives(&index, &queries, &galleries, 3, None).unwrap();
     // The target (nearest) is skipped; the next three by angle follow; gallery 1 has only two others.
     assert_eq!(mined, vec![vec![1, 2, 3], vec![6, 7]]);
+    // Positive-aware: only items scoring below 0.9 of the target's score. Query 0's target scores 1, so
+    // cos 10° and cos 20° (above 0.9) are dropped; query 1's target scores cos 50° = 0.643, and both
+    // others (cos 60°, cos 70°) are below 0.579.
+    let aware = mine_hard_negatives(&index, &queries, &galleries, 3, Some(0.9)).unwrap();
+    assert_eq!(aware, vec![vec![3, 4, 5], vec![6, 7]]);
 }
 
 #[test]

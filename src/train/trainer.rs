@@ -48,6 +48,9 @@ pub struct TrainOptions {
     pub mined_negatives: usize,
     /// Mining is refreshed every this many epochs (with the model of that moment).
     pub mine_every: usize,
+    /// Positive-aware mining: only items scoring below this fraction of the target's score are mined
+    /// (NV-Retriever uses 0.95); `None` mines the nearest items whatever their score.
+    pub mine_below_target: Option<f32>,
     /// Draw one of CLIP4Cir's four caption variants per triplet and step; off uses the evaluation text.
     pub caption_augmentation: bool,
     /// Seeds initialization, shuffling, caption draws and dropout.
@@ -71,6 +74,7 @@ impl Default for TrainOptions {
             loss: LossOptions::default(),
             mined_negatives: 0,
             mine_every: 2,
+            mine_below_target: None,
             caption_augmentation: true,
             seed: 0,
             progress: false,
@@ -235,7 +239,14 @@ pub fn train(
             && (epoch % options.mine_every == 0 || state.mined.is_empty())
         {
             let model = snapshot(&options.model, &vars)?;
-            state.mined = mine(train, index, &image_rows, &model, options.mined_negatives)?;
+            state.mined = mine(
+                train,
+                index,
+                &image_rows,
+                &model,
+                options.mined_negatives,
+                options.mine_below_target,
+            )?;
         }
         let mut order: Vec<usize> = (0..train.examples.len()).collect();
         state.rng.shuffle(&mut order);
@@ -497,6 +508,7 @@ fn mine(
     images: &ImageRows<'_>,
     model: &Combiner,
     per_query: usize,
+    below_target: Option<f32>,
 ) -> Result<Vec<Vec<u64>>, TrainError> {
     let mut references = Vec::new();
     images.gather(train.examples.iter().map(|e| e.candidate), &mut references)?;
@@ -517,12 +529,12 @@ fn mine(
             gallery: example.gallery,
         })
         .collect();
-    mine_hard_negatives(index, &queries, &train.galleries, per_query).map_err(|source| {
-        TrainError::Index {
+    mine_hard_negatives(index, &queries, &train.galleries, per_query, below_target).map_err(
+        |source| TrainError::Index {
             context: "mining hard negatives",
             source: Box::new(source),
-        }
-    })
+        },
+    )
 }
 
 /// The FashionIQ validation protocol with `fusion` (learned or closed-form), the index holding the images.

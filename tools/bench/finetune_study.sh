@@ -9,7 +9,8 @@
 # Environment: PER_CATEGORY (2000), EPOCHS (10), TEXT_LR (5e-4), MINED (8), BOTH_LR (1e-4), BOTH_EPOCHS (5),
 # BOTH_MINED (0: an image-tower step encodes every mined negative's image too, 5x the cost on a CPU),
 # KEEP=1 keeps the work folder, RESULTS=FILE also appends the rows there (to run seeds in parallel),
-# ROWS: which groups of rows to run (default "combiner text both"; the zero-shot rows always run).
+# ROWS: which groups of rows to run (default "combiner text both"; "text-mined" alone runs only the
+# mined text row; the zero-shot rows always run), MINE_BELOW=F mines positive-aware (`--mine-below-target F`).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bin=${1:-target/release/fiq-index}
@@ -25,6 +26,8 @@ both_epochs=${BOTH_EPOCHS:-5}
 both_mined=${BOTH_MINED:-0}
 mined=${MINED:-8}
 rows=" ${ROWS:-combiner text both} "
+mine_below=()
+[[ -z "${MINE_BELOW:-}" ]] || mine_below=(--mine-below-target "$MINE_BELOW")
 work=$(mktemp -d)
 [[ "${KEEP:-0}" == 1 ]] || trap 'rm -rf "$work"' EXIT
 # candle's CPU ops wait for their worker threads by spinning; on 2 cores shared with anything else that
@@ -69,15 +72,17 @@ for seed in "${seeds[@]}"; do
     "$bin" train --what combiner "${common[@]}" --out "$dir/combiner" > "$dir/combiner.log" 2>&1
     row "$seed" "Combiner, unmined" $(best_of "$dir/combiner.log")
     "$bin" train --what combiner "${common[@]}" --out "$dir/combiner-mined" --mined-negatives 16 \
-      > "$dir/combiner-mined.log" 2>&1
+      "${mine_below[@]}" > "$dir/combiner-mined.log" 2>&1
     row "$seed" "Combiner, mined" $(best_of "$dir/combiner-mined.log")
   fi
 
-  if [[ "$rows" == *" text "* ]]; then
-    "$bin" train --what text-encoder "${common[@]}" --lr "$text_lr" --out "$dir/text" > "$dir/text.log" 2>&1
-    row "$seed" "text tower fine-tuned, unmined" $(best_of "$dir/text.log")
+  if [[ "$rows" == *" text "* || "$rows" == *" text-mined "* ]]; then
+    if [[ "$rows" == *" text "* ]]; then
+      "$bin" train --what text-encoder "${common[@]}" --lr "$text_lr" --out "$dir/text" > "$dir/text.log" 2>&1
+      row "$seed" "text tower fine-tuned, unmined" $(best_of "$dir/text.log")
+    fi
     "$bin" train --what text-encoder "${common[@]}" --lr "$text_lr" --out "$dir/text-mined" \
-      --mined-negatives "$mined" > "$dir/text-mined.log" 2>&1
+      --mined-negatives "$mined" "${mine_below[@]}" > "$dir/text-mined.log" 2>&1
     row "$seed" "text tower fine-tuned, mined" $(best_of "$dir/text-mined.log")
     # The text-tuned checkpoint answers the base model's index without a rebuild:
     "$bin" eval --fashioniq "$data" --index "$index" --split val --model "$dir/text-mined/best" \

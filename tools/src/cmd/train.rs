@@ -77,6 +77,11 @@ pub struct Args {
     /// Re-mine every this many epochs.
     #[arg(long, default_value_t = 2)]
     pub mine_every: usize,
+    /// Positive-aware mining: mine only items scoring below this fraction of the target's score (e.g.
+    /// 0.95, as NV-Retriever does), so that near-equal answers to a partial caption are not pushed away.
+    /// Off by default: the nearest non-targets are mined.
+    #[arg(long, value_name = "FRACTION")]
+    pub mine_below_target: Option<f32>,
     /// Always use the evaluation text instead of CLIP4Cir's four caption variants.
     #[arg(long)]
     pub no_caption_augmentation: bool,
@@ -189,6 +194,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         },
         mined_negatives: args.mined_negatives,
         mine_every: args.mine_every,
+        mine_below_target: args.mine_below_target,
         caption_augmentation: !args.no_caption_augmentation,
         seed: args.seed,
         progress: true,
@@ -246,6 +252,7 @@ fn fine_tune(args: &Args, towers: TunedTowers) -> anyhow::Result<()> {
         hard_negative_beta: args.hard_negative_beta,
         mined_negatives: args.mined_negatives,
         mine_every: args.mine_every,
+        mine_below_target: args.mine_below_target,
         caption_augmentation: !args.no_caption_augmentation,
         seed: args.seed,
         progress: true,
