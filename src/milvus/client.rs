@@ -310,12 +310,11 @@ impl MilvusCollection {
         }
     }
 
-    /// Opens the fiq collection at `url`: fails with [`MilvusError::MissingCollection`] when there is
-    /// none, [`MilvusError::NotFiq`] when it was not made by fiq.
-    pub fn open(
+    /// A runtime and a connected client for `url`'s server, and whether it holds the collection.
+    fn connect_and_probe(
         url: &MilvusUrl,
         options: &ConnectOptions,
-    ) -> Result<MilvusCollection, MilvusError> {
+    ) -> Result<(tokio::runtime::Runtime, Client, bool), MilvusError> {
         let runtime = Self::runtime()?;
         let client = Self::connect_client(&runtime, url, options)?;
         let exists = Self::call_on(
@@ -325,6 +324,16 @@ impl MilvusCollection {
             "checking the collection",
             client.has_collection(url.collection()),
         )?;
+        Ok((runtime, client, exists))
+    }
+
+    /// Opens the fiq collection at `url`: fails with [`MilvusError::MissingCollection`] when there is
+    /// none, [`MilvusError::NotFiq`] when it was not made by fiq.
+    pub fn open(
+        url: &MilvusUrl,
+        options: &ConnectOptions,
+    ) -> Result<MilvusCollection, MilvusError> {
+        let (runtime, client, exists) = Self::connect_and_probe(url, options)?;
         if !exists {
             return Err(MilvusError::MissingCollection {
                 collection: url.collection().to_owned(),
@@ -369,6 +378,16 @@ impl MilvusCollection {
         })
     }
 
+    /// An opened collection, checked to hold vectors of `record`'s model and dimension, and loaded.
+    fn ready_for(
+        collection: MilvusCollection,
+        record: &CollectionRecord,
+    ) -> Result<MilvusCollection, MilvusError> {
+        let collection = collection.checked(&record.model, record.dim)?;
+        collection.ensure_loaded()?;
+        Ok(collection)
+    }
+
     /// Opens the collection at `url`, or creates it with `record` (schema, description, an `IVF_FLAT`
     /// inner-product index of `record.nlist` lists) when there is none. An existing collection must hold
     /// vectors of `record.model` ([`MilvusError::ModelMismatch`]) and `record.dim`. Several processes
@@ -379,11 +398,7 @@ impl MilvusCollection {
         options: &ConnectOptions,
     ) -> Result<MilvusCollection, MilvusError> {
         match MilvusCollection::open(url, options) {
-            Ok(collection) => {
-                let collection = collection.checked(&record.model, record.dim)?;
-                collection.ensure_loaded()?;
-                return Ok(collection);
-            }
+            Ok(collection) => return Self::ready_for(collection, record),
             Err(MilvusError::MissingCollection { .. }) => {}
             Err(other) => return Err(other),
         }
@@ -409,12 +424,8 @@ impl MilvusCollection {
         );
         if let Err(error) = created {
             // Another part created it first.
-            if let Ok(collection) = MilvusCollection::open(url, options) {
-                let collection = collection.checked(&record.model, record.dim)?;
-                collection.ensure_loaded()?;
-                return Ok(collection);
-            }
-            return Err(error);
+            let collection = MilvusCollection::open(url, options).map_err(|_| error)?;
+            return Self::ready_for(collection, record);
         }
         let params = IndexParams::new(
             INDEX_NAME.into(),
@@ -874,15 +885,7 @@ impl MilvusCollection {
 
     /// Drops the collection (tests and benchmarks start clean with it).
     pub fn drop_collection(url: &MilvusUrl, options: &ConnectOptions) -> Result<(), MilvusError> {
-        let runtime = Self::runtime()?;
-        let client = Self::connect_client(&runtime, url, options)?;
-        let exists = Self::call_on(
-            &runtime,
-            url,
-            options,
-            "checking the collection",
-            client.has_collection(url.collection()),
-        )?;
+        let (runtime, client, exists) = Self::connect_and_probe(url, options)?;
         if exists {
             Self::call_on(
                 &runtime,

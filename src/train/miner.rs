@@ -73,5 +73,5 @@ fn target_score(index: &Index, query: &MiningQuery<'_>) -> crate::Result<f32> {
     let target = index
         .vector(query.target)
         .ok_or(super::TrainError::MissingRow { id: query.target })?;
-    Ok(target.iter().zip(query.query).map(|(a, b)| a * b).sum())
+    Ok(crate::vector::dot(&target, query.query))
 }

@@ -100,6 +100,40 @@ struct Point {
     batch_p99_ms: f64,
 }
 
+/// The latencies of one nprobe's passes over the queries: one query per call, then `batch` per call.
+struct Latencies {
+    single_ms: Vec<f64>,
+    single_total_s: f64,
+    batch_ms: Vec<f64>,
+    batch_total_s: f64,
+}
+
+impl Latencies {
+    /// The table's point for `queries` queries at `nprobe`, with the recalls measured.
+    fn point(
+        mut self,
+        nprobe: usize,
+        (recall_at_10, recall_at_50): (f64, f64),
+        queries: usize,
+        batch: usize,
+    ) -> Point {
+        self.single_ms.sort_by(f64::total_cmp);
+        self.batch_ms.sort_by(f64::total_cmp);
+        Point {
+            nprobe,
+            recall_at_10,
+            recall_at_50,
+            single_qps: queries as f64 / self.single_total_s,
+            single_p50_ms: percentile(&self.single_ms, 50.0),
+            single_p99_ms: percentile(&self.single_ms, 99.0),
+            batch_size: batch,
+            batch_qps: queries as f64 / self.batch_total_s,
+            batch_p50_ms: percentile(&self.batch_ms, 50.0),
+            batch_p99_ms: percentile(&self.batch_ms, 99.0),
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 struct Report {
     factory: String,
@@ -187,17 +221,13 @@ pub fn run(args: Args) -> Result<()> {
         }
         let batch_total = batch_start.elapsed().as_secs_f64();
         let found50 = search(&queries, 50, mode)?;
-        single_ms.sort_by(f64::total_cmp);
-        batch_ms.sort_by(f64::total_cmp);
-        measured.push((
-            nprobe,
-            found10,
-            found50,
+        let latencies = Latencies {
             single_ms,
-            single_total,
+            single_total_s: single_total,
             batch_ms,
-            batch_total,
-        ));
+            batch_total_s: batch_total,
+        };
+        measured.push((nprobe, found10, found50, latencies));
     }
     let resident_after_queries = Resident::now();
 
@@ -218,19 +248,12 @@ pub fn run(args: Args) -> Result<()> {
         }
     };
     let mut points = Vec::new();
-    for (nprobe, found10, found50, single_ms, single_total, batch_ms, batch_total) in measured {
-        points.push(Point {
-            nprobe,
-            recall_at_10: recall_at_k(&found10, &exact, 10),
-            recall_at_50: recall_at_k(&found50, &exact, 50),
-            single_qps: nq as f64 / single_total,
-            single_p50_ms: percentile(&single_ms, 50.0),
-            single_p99_ms: percentile(&single_ms, 99.0),
-            batch_size: batch,
-            batch_qps: nq as f64 / batch_total,
-            batch_p50_ms: percentile(&batch_ms, 50.0),
-            batch_p99_ms: percentile(&batch_ms, 99.0),
-        });
+    for (nprobe, found10, found50, latencies) in measured {
+        let recalls = (
+            recall_at_k(&found10, &exact, 10),
+            recall_at_k(&found50, &exact, 50),
+        );
+        points.push(latencies.point(nprobe, recalls, nq, batch));
     }
     let r = ann.record();
     let report = Report {
@@ -451,20 +474,17 @@ fn run_milvus(args: &Args, url: &fiq::milvus::MilvusUrl) -> Result<()> {
         for chunk in queries.chunks(batch * dim) {
             found50.extend(keys(collection.search(chunk, 50, Some(nprobe), None)?));
         }
-        single_ms.sort_by(f64::total_cmp);
-        batch_ms.sort_by(f64::total_cmp);
-        points.push(Point {
-            nprobe,
-            recall_at_10: key_recall(&found10, &exact, 10),
-            recall_at_50: key_recall(&found50, &exact, 50),
-            single_qps: nq as f64 / single_total,
-            single_p50_ms: percentile(&single_ms, 50.0),
-            single_p99_ms: percentile(&single_ms, 99.0),
-            batch_size: batch,
-            batch_qps: nq as f64 / batch_total,
-            batch_p50_ms: percentile(&batch_ms, 50.0),
-            batch_p99_ms: percentile(&batch_ms, 99.0),
-        });
+        let latencies = Latencies {
+            single_ms,
+            single_total_s: single_total,
+            batch_ms,
+            batch_total_s: batch_total,
+        };
+        let recalls = (
+            key_recall(&found10, &exact, 10),
+            key_recall(&found50, &exact, 50),
+        );
+        points.push(latencies.point(nprobe, recalls, nq, batch));
     }
     let report = MilvusReport {
         collection: url.to_string(),
