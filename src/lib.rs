@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 pub mod ann;
+mod bf16_gemm;
 mod blas;
 pub mod encoder;
 pub mod error;

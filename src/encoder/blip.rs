@@ -29,7 +29,7 @@ use super::checkpoint::{CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE};
 use super::clip::{resolve_device, EncoderParts};
 use super::config::{parse_json, unsupported, Activation, TowerConfig, VisionConfig};
 use super::error::{compute, EncoderError};
-use super::model::{Kernels, VisionTransformer};
+use super::model::VisionTransformer;
 use super::openclip::split_fused_qkv;
 use super::preprocess::ImagePreprocessor;
 use super::tokenizer::{ClipTokenizer, BERT_SPECIALS};
@@ -369,7 +369,7 @@ pub(crate) fn load(dir: &Path, options: &EncoderOptions) -> Result<EncoderParts,
         BlipConfig::from_json,
         BlipConfig::expected_tensors,
     )?;
-    let (device, dtype) = resolve_device(options.device, options.precision)?;
+    let (device, dtype, kernels) = resolve_device(options.device, options.precision)?;
 
     let renaming = compute("renaming tensors");
     let vision_vb = VarBuilder::from_tensors(
@@ -388,11 +388,7 @@ pub(crate) fn load(dir: &Path, options: &EncoderOptions) -> Result<EncoderParts,
     );
     let towers = (|| {
         Ok::<_, candle_core::Error>(BlipItc {
-            vision: VisionTransformer::new(
-                &config.vision,
-                Kernels::Fused,
-                vision_vb.pp("vision_model"),
-            )?,
+            vision: VisionTransformer::new(&config.vision, kernels, vision_vb.pp("vision_model"))?,
             vision_proj: candle_nn::linear(h, config.embed_dim, vision_vb.pp("vision_proj"))?,
             text: BertModel::load(text_vb.clone(), &config.bert_config())?,
             text_proj: candle_nn::linear(th, config.embed_dim, text_vb.pp("text_proj"))?,

@@ -59,7 +59,7 @@ impl ClipEncoder {
     pub fn load(dir: &Path, options: &EncoderOptions) -> Result<Self, EncoderError> {
         let files = ModelFiles::locate(dir)?;
         let config = ClipConfig::from_json(&read_text(&files.config)?, &files.config)?;
-        let (device, dtype) = resolve_device(options.device, options.precision)?;
+        let (device, dtype, kernels) = resolve_device(options.device, options.precision)?;
 
         let (weights, hasher) = open_weights(
             &files.weights,
@@ -69,8 +69,7 @@ impl ClipEncoder {
         )?;
         let image_tower = image_tower_digest(&config, &weights, &files.weights)?;
         let vb = VarBuilder::from_backend(Box::new(weights), dtype, device.clone());
-        let model =
-            ClipModel::new(&config, Kernels::Fused, vb).map_err(compute("building the model"))?;
+        let model = ClipModel::new(&config, kernels, vb).map_err(compute("building the model"))?;
 
         let tokenizer = ClipTokenizer::load(&files.tokenizer, config.text.max_position_embeddings)?;
         let preprocessor = ImagePreprocessor::new(
@@ -346,28 +345,34 @@ pub(crate) struct EncoderParts {
 pub(crate) fn resolve_device(
     device: ComputeDevice,
     precision: Precision,
-) -> Result<(Device, DType), EncoderError> {
+) -> Result<(Device, DType, Kernels), EncoderError> {
     let dtype = match precision {
         Precision::F32 => DType::F32,
         Precision::F16 => DType::F16,
         Precision::BF16 => DType::BF16,
     };
     match device {
-        ComputeDevice::Cpu => {
-            if dtype == DType::BF16 {
-                return Err(EncoderError::Device {
-                    device: "cpu".into(),
-                    reason: "bf16 matrix multiplication is not implemented on CPU; use f32".into(),
-                });
+        ComputeDevice::Cpu => match precision {
+            Precision::F32 => Ok((Device::Cpu, DType::F32, Kernels::Fused)),
+            // Weights and activations stay f32 in candle; the linear layers' products run in bf16
+            // through fiq's kernel, which needs the units.
+            Precision::BF16 if crate::bf16_gemm::available() => {
+                Ok((Device::Cpu, DType::F32, Kernels::FusedBf16))
             }
-            Ok((Device::Cpu, dtype))
-        }
+            Precision::BF16 => Err(EncoderError::Device {
+                device: "cpu".into(),
+                reason: "bf16 on the CPU needs AVX512-BF16, which this CPU does not have; use f32"
+                    .into(),
+            }),
+            // candle's own f16 ops: correct, slow, kept for parity checks of GPU precision.
+            Precision::F16 => Ok((Device::Cpu, DType::F16, Kernels::Fused)),
+        },
         ComputeDevice::Cuda(ordinal) => {
             let device = Device::new_cuda(ordinal).map_err(|e| EncoderError::Device {
                 device: format!("cuda:{ordinal}"),
                 reason: format!("{e} (is fiq built with the `cuda` feature?)"),
             })?;
-            Ok((device, dtype))
+            Ok((device, dtype, Kernels::Fused))
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Inference kernels for f32 on CPU: linear layers through BLAS `sgemm` ([`crate::blas`]), attention's
+//! Inference kernels for f32 on CPU: linear layers through BLAS `sgemm` ([`crate::blas`]) or, on CPUs with
+//! AVX512-BF16 when bf16 is asked for, fiq's bf16 kernel ([`crate::bf16_gemm`]); attention's
 //! many small per-head products through the `gemm` crate that candle itself uses (single-threaded, one
 //! rayon task per image and head).
 //!
@@ -11,6 +12,8 @@
 //! No backward pass: [`super::model::Kernels::Differentiable`] uses candle's ops instead.
 
 use candle_core::{bail, CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape};
+
+use crate::bf16_gemm::{self, PackedBf16};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
@@ -25,11 +28,14 @@ fn contiguous<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> Resul
 }
 
 /// `y = activation(x · wᵀ + b)` for `x` (…, in), `w` (out, in) as stored in checkpoints, `b` (out).
-pub(crate) struct Linear {
+pub(crate) struct Linear<'a> {
     pub quick_gelu: bool,
+    /// `w` rounded to bf16 and packed: the product runs in bf16 with f32 accumulation
+    /// ([`crate::bf16_gemm`]); `None`: in f32 through BLAS.
+    pub bf16_weight: Option<&'a PackedBf16>,
 }
 
-impl CustomOp3 for Linear {
+impl CustomOp3 for Linear<'_> {
     fn name(&self) -> &'static str {
         "fiq-linear"
     }
@@ -58,21 +64,43 @@ impl CustomOp3 for Linear {
             )
         }
         let m = x.len() / k;
-        let mut y = Vec::with_capacity(m * n);
-        for _ in 0..m {
-            y.extend_from_slice(b);
-        }
-        // The big products of the model (q/k/v, MLP, output projections) go to BLAS sgemm: the `gemm`
-        // crate's kernel capped the image tower at ~0.6-0.8x PyTorch (BENCHMARKS.md, encoder).
-        // y = b + x · wᵀ.
-        crate::blas::matmul_transposed(x, w, k, &mut y, true);
-        if self.quick_gelu {
-            y.par_chunks_mut(4096).for_each(|chunk| {
-                for v in chunk {
-                    *v /= 1.0 + (-1.702 * *v).exp();
+        let y = match self.bf16_weight {
+            Some(packed) => {
+                if (packed.outputs(), packed.inputs()) != (n, k) {
+                    bail!(
+                        "fiq-linear: packed bf16 weight is {} x {}, the layer {n} x {k}",
+                        packed.outputs(),
+                        packed.inputs()
+                    )
                 }
-            });
-        }
+                let activation = match self.quick_gelu {
+                    true => bf16_gemm::Activation::QuickGelu,
+                    false => bf16_gemm::Activation::None,
+                };
+                // Bias and activation are applied in the kernel's registers.
+                let mut y = vec![0f32; m * n];
+                bf16_gemm::matmul_transposed_bias(x, packed, b, activation, &mut y);
+                y
+            }
+            None => {
+                let mut y = Vec::with_capacity(m * n);
+                for _ in 0..m {
+                    y.extend_from_slice(b);
+                }
+                // The big products of the model (q/k/v, MLP, output projections) go to BLAS sgemm: the
+                // `gemm` crate's kernel capped the image tower at ~0.6-0.8x PyTorch (BENCHMARKS.md,
+                // encoder). y = b + x · wᵀ.
+                crate::blas::matmul_transposed(x, w, k, &mut y, true);
+                if self.quick_gelu {
+                    y.par_chunks_mut(4096).for_each(|chunk| {
+                        for v in chunk {
+                            *v /= 1.0 + (-1.702 * *v).exp();
+                        }
+                    });
+                }
+                y
+            }
+        };
         let mut out_dims = dims.to_vec();
         *out_dims.last_mut().expect("rank checked above") = n;
         Ok((CpuStorage::F32(y), Shape::from(out_dims)))

@@ -14,18 +14,59 @@ use candle_nn::{Embedding, Linear, VarBuilder};
 
 use super::config::{Activation, ClipConfig, TextConfig, TowerConfig, VisionConfig};
 use super::cpu_kernels;
+use crate::bf16_gemm::PackedBf16;
 
-/// Whether the hand-written CPU kernels can run `xs` (they are f32, CPU, inference only).
+/// Whether the hand-written CPU kernels can run `xs` (they are f32 in and out, CPU, inference only).
 fn use_cpu_kernels(kernels: Kernels, xs: &Tensor) -> bool {
-    kernels == Kernels::Fused && xs.device().is_cpu() && xs.dtype() == DType::F32
+    kernels.fused() && is_cpu_f32(xs)
+}
+
+fn is_cpu_f32(xs: &Tensor) -> bool {
+    xs.device().is_cpu() && xs.dtype() == DType::F32
 }
 
 /// A linear layer through [`cpu_kernels::Linear`], or `None` when it has no bias.
-fn cpu_linear(xs: &Tensor, linear: &Linear, quick_gelu: bool) -> Option<Result<Tensor>> {
-    let bias = linear.bias()?;
-    Some(xs.contiguous().and_then(|xs| {
-        xs.apply_op3_no_bwd(linear.weight(), bias, &cpu_kernels::Linear { quick_gelu })
-    }))
+fn cpu_linear(xs: &Tensor, projection: &Projection, quick_gelu: bool) -> Option<Result<Tensor>> {
+    let bias = projection.linear.bias()?;
+    let kernel = cpu_kernels::Linear {
+        quick_gelu,
+        bf16_weight: projection.bf16.as_ref(),
+    };
+    Some(
+        xs.contiguous()
+            .and_then(|xs| xs.apply_op3_no_bwd(projection.linear.weight(), bias, &kernel)),
+    )
+}
+
+/// A linear layer and, under [`Kernels::FusedBf16`], its weight rounded to bf16 and packed once at load
+/// time for [`crate::bf16_gemm`].
+struct Projection {
+    linear: Linear,
+    bf16: Option<PackedBf16>,
+}
+
+impl Projection {
+    fn new(linear: Linear, kernels: Kernels) -> Result<Self> {
+        let bf16 = match kernels {
+            Kernels::FusedBf16 => Some(pack_bf16(linear.weight())?),
+            Kernels::Fused | Kernels::Differentiable => None,
+        };
+        Ok(Self { linear, bf16 })
+    }
+}
+
+/// A weight `(out, in)` packed for the bf16 kernel.
+fn pack_bf16(weight: &Tensor) -> Result<PackedBf16> {
+    let (_, inputs) = weight.dims2()?;
+    let values = weight
+        .to_dtype(DType::F32)?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
+    PackedBf16::pack(&values, inputs).ok_or_else(|| {
+        candle_core::Error::Msg(
+            "bf16 kernels need a CPU with AVX512-BF16, which this one lacks".into(),
+        )
+    })
 }
 
 /// `linear` applied to the last dimension of `xs` as one 2-D matmul. candle's `Linear` on a 3-D input
@@ -49,11 +90,24 @@ fn linear_rows(linear: &Linear, xs: &Tensor) -> Result<Tensor> {
 pub(crate) enum Kernels {
     /// Fused layer norm and softmax, attention projections concatenated once at load time. Inference only.
     Fused,
+    /// [`Kernels::Fused`] with every linear layer's product (patch embedding, q/k/v, attention output,
+    /// MLP) in bf16 with f32 accumulation ([`crate::bf16_gemm`], CPUs with AVX512-BF16). Activations,
+    /// layer norms, softmax, the residual stream and attention's own products stay f32: the products of
+    /// attention are about 1% of ViT-B/32's multiply-adds (50 tokens) and 2.5% of the text tower's, and
+    /// bf16 there would cost accuracy for no measurable speed.
+    FusedBf16,
     /// Ops with a backward pass, weights read from their variables on every call (they may change
     /// between steps).
     // Constructed by fine-tuning (src/train), which builds the model from a VarMap.
     #[allow(dead_code)]
     Differentiable,
+}
+
+impl Kernels {
+    /// Whether these are inference kernels (no backward pass).
+    fn fused(self) -> bool {
+        matches!(self, Kernels::Fused | Kernels::FusedBf16)
+    }
 }
 
 struct LayerNorm {
@@ -75,7 +129,7 @@ impl LayerNorm {
 
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         match self.kernels {
-            Kernels::Fused => candle_nn::ops::layer_norm(
+            Kernels::Fused | Kernels::FusedBf16 => candle_nn::ops::layer_norm(
                 &xs.contiguous()?,
                 &self.weight,
                 &self.bias,
@@ -90,7 +144,7 @@ impl LayerNorm {
 
 fn softmax_last_dim(xs: &Tensor, kernels: Kernels) -> Result<Tensor> {
     match kernels {
-        Kernels::Fused => candle_nn::ops::softmax_last_dim(xs),
+        Kernels::Fused | Kernels::FusedBf16 => candle_nn::ops::softmax_last_dim(xs),
         Kernels::Differentiable => candle_nn::ops::softmax(xs, D::Minus1),
     }
 }
@@ -106,7 +160,7 @@ fn activate(xs: &Tensor, activation: Activation) -> Result<Tensor> {
 /// Multi-head self-attention with q/k/v projected by one matmul.
 struct Attention {
     projections: QkvProjections,
-    out_proj: Linear,
+    out_proj: Projection,
     num_heads: usize,
     head_dim: usize,
     kernels: Kernels,
@@ -118,9 +172,12 @@ impl Attention {
         let q_proj = candle_nn::linear(h, h, vb.pp("q_proj"))?;
         let k_proj = candle_nn::linear(h, h, vb.pp("k_proj"))?;
         let v_proj = candle_nn::linear(h, h, vb.pp("v_proj"))?;
-        let out_proj = candle_nn::linear(h, h, vb.pp("out_proj"))?;
+        let out_proj = Projection::new(candle_nn::linear(h, h, vb.pp("out_proj"))?, kernels)?;
         let projections = match kernels {
-            Kernels::Fused => QkvProjections::Stacked(stack_linears(&[&q_proj, &k_proj, &v_proj])?),
+            Kernels::Fused | Kernels::FusedBf16 => QkvProjections::Stacked(Projection::new(
+                stack_linears(&[&q_proj, &k_proj, &v_proj])?,
+                kernels,
+            )?),
             Kernels::Differentiable => QkvProjections::Separate([q_proj, k_proj, v_proj]),
         };
         Ok(Self {
@@ -147,7 +204,7 @@ impl Attention {
                 if let Some(out) = cpu_linear(&context, &self.out_proj, false) {
                     return out;
                 }
-                return linear_rows(&self.out_proj, &context);
+                return linear_rows(&self.out_proj.linear, &context);
             }
         }
         let (batch, seq, hidden) = xs.dims3()?;
@@ -157,7 +214,7 @@ impl Attention {
             None
         };
         let qkv = match &self.projections {
-            QkvProjections::Stacked(qkv) => linear_rows(qkv, xs)?,
+            QkvProjections::Stacked(qkv) => linear_rows(&qkv.linear, xs)?,
             // Stacked anew each call: the variables may have changed since the last step.
             QkvProjections::Separate([q, k, v]) => linear_rows(&stack_linears(&[q, k, v])?, xs)?,
         };
@@ -180,13 +237,13 @@ impl Attention {
             .matmul(&v)?
             .transpose(1, 2)?
             .reshape((batch, seq, hidden))?;
-        linear_rows(&self.out_proj, &context)
+        linear_rows(&self.out_proj.linear, &context)
     }
 }
 
 enum QkvProjections {
     /// `[q; k; v]` concatenated once at load time.
-    Stacked(Linear),
+    Stacked(Projection),
     Separate([Linear; 3]),
 }
 
@@ -204,8 +261,8 @@ fn stack_linears(parts: &[&Linear]) -> Result<Linear> {
 }
 
 struct Mlp {
-    fc1: Linear,
-    fc2: Linear,
+    fc1: Projection,
+    fc2: Projection,
     activation: Activation,
     kernels: Kernels,
 }
@@ -213,8 +270,14 @@ struct Mlp {
 impl Mlp {
     fn new(tower: &TowerConfig, kernels: Kernels, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            fc1: candle_nn::linear(tower.hidden_size, tower.intermediate_size, vb.pp("fc1"))?,
-            fc2: candle_nn::linear(tower.intermediate_size, tower.hidden_size, vb.pp("fc2"))?,
+            fc1: Projection::new(
+                candle_nn::linear(tower.hidden_size, tower.intermediate_size, vb.pp("fc1"))?,
+                kernels,
+            )?,
+            fc2: Projection::new(
+                candle_nn::linear(tower.intermediate_size, tower.hidden_size, vb.pp("fc2"))?,
+                kernels,
+            )?,
             activation: tower.activation,
             kernels,
         })
@@ -232,11 +295,11 @@ impl Mlp {
                 if let Some(out) = cpu_linear(&hidden, &self.fc2, false) {
                     return out;
                 }
-                return linear_rows(&self.fc2, &hidden);
+                return linear_rows(&self.fc2.linear, &hidden);
             }
         }
-        let hidden = activate(&linear_rows(&self.fc1, xs)?, self.activation)?;
-        linear_rows(&self.fc2, &hidden)
+        let hidden = activate(&linear_rows(&self.fc1.linear, xs)?, self.activation)?;
+        linear_rows(&self.fc2.linear, &hidden)
     }
 }
 
@@ -303,6 +366,9 @@ pub(crate) struct VisionTransformer {
     patch_weight: Tensor,
     /// BLIP's patch convolution has a bias; CLIP's has none.
     patch_bias: Option<Tensor>,
+    /// The patch embedding as a linear layer for the CPU kernels (bias zero where the checkpoint has
+    /// none); `None` under [`Kernels::Differentiable`].
+    patch_projection: Option<Projection>,
     class_embedding: Tensor,
     position_embedding: Tensor,
     /// CLIP normalizes the embedded tokens before the blocks; BLIP does not.
@@ -329,9 +395,21 @@ impl VisionTransformer {
             true => Some(LayerNorm::new(h, eps, kernels, vb.pp("pre_layrnorm"))?),
             false => None,
         };
+        let patch_projection = match kernels.fused() {
+            true => {
+                let bias = match &patch_bias {
+                    Some(bias) => bias.clone(),
+                    None => Tensor::zeros(h, patch_weight.dtype(), patch_weight.device())?,
+                };
+                let linear = Linear::new(patch_weight.clone(), Some(bias));
+                Some(Projection::new(linear, kernels)?)
+            }
+            false => None,
+        };
         Ok(Self {
             patch_weight,
             patch_bias,
+            patch_projection,
             class_embedding: emb.get(h, "class_embedding")?,
             position_embedding: emb
                 .get((config.num_positions(), h), "position_embedding.weight")?,
@@ -354,10 +432,23 @@ impl VisionTransformer {
             .permute((0, 2, 4, 1, 3, 5))?
             .contiguous()?
             .reshape((batch * g * g, 3 * p * p))?;
-        let mut patch_tokens = patches.matmul(&self.patch_weight.t()?)?;
-        if let Some(bias) = &self.patch_bias {
-            patch_tokens = patch_tokens.broadcast_add(bias)?;
-        }
+        let cpu_patches = match &self.patch_projection {
+            // Built only for fused kernels.
+            Some(projection) if is_cpu_f32(&patches) => {
+                cpu_linear(&patches, projection, false).transpose()?
+            }
+            _ => None,
+        };
+        let patch_tokens = match cpu_patches {
+            Some(tokens) => tokens,
+            None => {
+                let tokens = patches.matmul(&self.patch_weight.t()?)?;
+                match &self.patch_bias {
+                    Some(bias) => tokens.broadcast_add(bias)?,
+                    None => tokens,
+                }
+            }
+        };
         let patch_tokens = patch_tokens.reshape((batch, g * g, h))?;
         let class_token = self
             .class_embedding

@@ -529,7 +529,7 @@ pub(crate) fn load(dir: &Path, options: &EncoderOptions) -> Result<EncoderParts,
         OpenClipConfig::from_json,
         OpenClipConfig::expected_tensors,
     )?;
-    let (device, dtype) = resolve_device(options.device, options.precision)?;
+    let (device, dtype, kernels) = resolve_device(options.device, options.precision)?;
 
     let mut renamer = Renamer {
         weights: &weights,
@@ -556,7 +556,16 @@ pub(crate) fn load(dir: &Path, options: &EncoderOptions) -> Result<EncoderParts,
                 logit_scale_init_value: (1.0f64 / 0.07).ln(),
             };
             let vb = VarBuilder::from_tensors(renamer.out, dtype, &device);
-            Box::new(ClipModel::new(&clip, Kernels::Fused, vb).map_err(building)?)
+            Box::new(ClipModel::new(&clip, kernels, vb).map_err(building)?)
+        }
+        ImageTower::ResNet(_) if kernels == Kernels::FusedBf16 => {
+            return Err(EncoderError::Device {
+                device: "cpu".into(),
+                reason:
+                    "bf16 on the CPU covers transformer towers; RN50's convolutions have no bf16 \
+                         kernel in fiq: use f32"
+                        .into(),
+            })
         }
         ImageTower::ResNet(resnet) => {
             let mut tensors = renamer.out;
@@ -571,7 +580,7 @@ pub(crate) fn load(dir: &Path, options: &EncoderOptions) -> Result<EncoderParts,
             let built = (|| {
                 Ok::<_, candle_core::Error>(ResNetClip {
                     visual: ModifiedResNet::new(resnet, vb.pp("visual"))?,
-                    text: TextTransformer::new(text, Kernels::Fused, vb.pp("text_model"))?,
+                    text: TextTransformer::new(text, kernels, vb.pp("text_model"))?,
                     text_projection: candle_nn::linear_no_bias(
                         text.tower.hidden_size,
                         config.embed_dim,
