@@ -27,12 +27,42 @@ fn contiguous<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> Resul
     }
 }
 
+/// A linear layer's weight rounded to bf16 and packed for [`crate::bf16_gemm`], with its bias.
+pub(crate) struct Bf16Linear {
+    weight: PackedBf16,
+    bias: Vec<f32>,
+}
+
+impl Bf16Linear {
+    /// `weight` (out, in) and `bias` (out) as f32. Fails where the CPU lacks AVX512-BF16.
+    pub fn new(weight: &[f32], inputs: usize, bias: Vec<f32>) -> Result<Self> {
+        let Some(weight) = PackedBf16::pack(weight, inputs) else {
+            bail!("bf16 kernels need a CPU with AVX512-BF16, which this one lacks")
+        };
+        if bias.len() != weight.outputs() {
+            bail!("bias of {} for {} outputs", bias.len(), weight.outputs())
+        }
+        Ok(Self { weight, bias })
+    }
+
+    fn layer(&self, quick_gelu: bool) -> bf16_gemm::Layer<'_> {
+        bf16_gemm::Layer {
+            weight: &self.weight,
+            bias: &self.bias,
+            activation: match quick_gelu {
+                true => bf16_gemm::Activation::QuickGelu,
+                false => bf16_gemm::Activation::None,
+            },
+        }
+    }
+}
+
 /// `y = activation(x · wᵀ + b)` for `x` (…, in), `w` (out, in) as stored in checkpoints, `b` (out).
 pub(crate) struct Linear<'a> {
     pub quick_gelu: bool,
-    /// `w` rounded to bf16 and packed: the product runs in bf16 with f32 accumulation
-    /// ([`crate::bf16_gemm`]); `None`: in f32 through BLAS.
-    pub bf16_weight: Option<&'a PackedBf16>,
+    /// The layer in bf16: the product runs there with f32 accumulation, bias and activation in the
+    /// kernel; `None`: f32 through BLAS.
+    pub bf16: Option<&'a Bf16Linear>,
 }
 
 impl CustomOp3 for Linear<'_> {
@@ -64,8 +94,9 @@ impl CustomOp3 for Linear<'_> {
             )
         }
         let m = x.len() / k;
-        let y = match self.bf16_weight {
-            Some(packed) => {
+        let y = match self.bf16 {
+            Some(bf16) => {
+                let packed = &bf16.weight;
                 if (packed.outputs(), packed.inputs()) != (n, k) {
                     bail!(
                         "fiq-linear: packed bf16 weight is {} x {}, the layer {n} x {k}",
@@ -73,13 +104,8 @@ impl CustomOp3 for Linear<'_> {
                         packed.inputs()
                     )
                 }
-                let activation = match self.quick_gelu {
-                    true => bf16_gemm::Activation::QuickGelu,
-                    false => bf16_gemm::Activation::None,
-                };
-                // Bias and activation are applied in the kernel's registers.
                 let mut y = vec![0f32; m * n];
-                bf16_gemm::matmul_transposed_bias(x, packed, b, activation, &mut y);
+                bf16_gemm::linear(x, bf16.layer(self.quick_gelu), &mut y);
                 y
             }
             None => {
@@ -103,6 +129,41 @@ impl CustomOp3 for Linear<'_> {
         };
         let mut out_dims = dims.to_vec();
         *out_dims.last_mut().expect("rank checked above") = n;
+        Ok((CpuStorage::F32(y), Shape::from(out_dims)))
+    }
+}
+
+/// A transformer block's MLP in bf16, `fc2(quick_gelu(fc1(x)))`, through [`bf16_gemm::two_layers`]:
+/// input (…, in), output (…, out).
+pub(crate) struct Bf16Mlp<'a> {
+    pub fc1: &'a Bf16Linear,
+    pub fc2: &'a Bf16Linear,
+}
+
+impl CustomOp1 for Bf16Mlp<'_> {
+    fn name(&self) -> &'static str {
+        "fiq-bf16-mlp"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = contiguous(storage, layout, "fiq-bf16-mlp")?;
+        let dims = layout.dims();
+        let k = *dims.last().unwrap_or(&0);
+        let (fc1, fc2) = (&self.fc1.weight, &self.fc2.weight);
+        if k == 0 || fc1.inputs() != k || fc2.inputs() != fc1.outputs() {
+            bail!(
+                "fiq-bf16-mlp: x {dims:?}, fc1 {} x {}, fc2 {} x {}",
+                fc1.outputs(),
+                fc1.inputs(),
+                fc2.outputs(),
+                fc2.inputs()
+            )
+        }
+        let n = fc2.outputs();
+        let mut y = vec![0f32; x.len() / k * n];
+        bf16_gemm::two_layers(x, self.fc1.layer(true), self.fc2.layer(false), &mut y);
+        let mut out_dims = dims.to_vec();
+        *out_dims.last_mut().expect("k checked above") = n;
         Ok((CpuStorage::F32(y), Shape::from(out_dims)))
     }
 }

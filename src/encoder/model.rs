@@ -13,8 +13,7 @@ use candle_core::{DType, Device, Module, Result, Tensor, D};
 use candle_nn::{Embedding, Linear, VarBuilder};
 
 use super::config::{Activation, ClipConfig, TextConfig, TowerConfig, VisionConfig};
-use super::cpu_kernels;
-use crate::bf16_gemm::PackedBf16;
+use super::cpu_kernels::{self, Bf16Linear};
 
 /// Whether the hand-written CPU kernels can run `xs` (they are f32 in and out, CPU, inference only).
 fn use_cpu_kernels(kernels: Kernels, xs: &Tensor) -> bool {
@@ -30,7 +29,7 @@ fn cpu_linear(xs: &Tensor, projection: &Projection, quick_gelu: bool) -> Option<
     let bias = projection.linear.bias()?;
     let kernel = cpu_kernels::Linear {
         quick_gelu,
-        bf16_weight: projection.bf16.as_ref(),
+        bf16: projection.bf16.as_ref(),
     };
     Some(
         xs.contiguous()
@@ -42,31 +41,25 @@ fn cpu_linear(xs: &Tensor, projection: &Projection, quick_gelu: bool) -> Option<
 /// time for [`crate::bf16_gemm`].
 struct Projection {
     linear: Linear,
-    bf16: Option<PackedBf16>,
+    bf16: Option<Bf16Linear>,
 }
 
 impl Projection {
     fn new(linear: Linear, kernels: Kernels) -> Result<Self> {
-        let bf16 = match kernels {
-            Kernels::FusedBf16 => Some(pack_bf16(linear.weight())?),
-            Kernels::Fused | Kernels::Differentiable => None,
+        let bf16 = match (kernels, linear.bias()) {
+            (Kernels::FusedBf16, Some(bias)) => {
+                let (_, inputs) = linear.weight().dims2()?;
+                let values = |t: &Tensor| t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>();
+                Some(Bf16Linear::new(
+                    &values(linear.weight())?,
+                    inputs,
+                    values(bias)?,
+                )?)
+            }
+            _ => None,
         };
         Ok(Self { linear, bf16 })
     }
-}
-
-/// A weight `(out, in)` packed for the bf16 kernel.
-fn pack_bf16(weight: &Tensor) -> Result<PackedBf16> {
-    let (_, inputs) = weight.dims2()?;
-    let values = weight
-        .to_dtype(DType::F32)?
-        .flatten_all()?
-        .to_vec1::<f32>()?;
-    PackedBf16::pack(&values, inputs).ok_or_else(|| {
-        candle_core::Error::Msg(
-            "bf16 kernels need a CPU with AVX512-BF16, which this one lacks".into(),
-        )
-    })
 }
 
 /// `linear` applied to the last dimension of `xs` as one 2-D matmul. candle's `Linear` on a 3-D input
@@ -284,6 +277,16 @@ impl Mlp {
     }
 
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        if let (true, Activation::QuickGelu, Some(fc1), Some(fc2)) = (
+            use_cpu_kernels(self.kernels, xs),
+            self.activation,
+            &self.fc1.bf16,
+            &self.fc2.bf16,
+        ) {
+            return xs
+                .contiguous()?
+                .apply_op1_no_bwd(&cpu_kernels::Bf16Mlp { fc1, fc2 });
+        }
         if use_cpu_kernels(self.kernels, xs) {
             let fused_activation = self.activation == Activation::QuickGelu;
             if let Some(hidden) = cpu_linear(xs, &self.fc1, fused_activation) {
