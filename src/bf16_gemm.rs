@@ -13,11 +13,17 @@
 //! `k`, loads three weight registers, broadcasts eight activation pairs and issues 24 `vdpbf16ps`. Rows
 //! are split into blocks of [`ROW_BLOCK`] across the rayon pool.
 //!
+//! Where the CPU also has AMX (Intel Sapphire Rapids and later) and `k` is a multiple of 32 (every
+//! layer of the CLIP and BLIP checkpoints fiq loads), the same packed weights go through the tile units
+//! instead (`amx.rs`), with the same rounding and f32 accumulation.
+//!
 //! Rounding: inputs are rounded to nearest-even bf16 (8 significant bits); products and sums are f32.
 //! The relative error of a dot product is therefore about 2⁻⁸·√k for random signs, far below f16's
 //! overflow risk; the encoder's parity tolerance is stated and tested where the encoder uses this.
 
 use rayon::prelude::*;
+
+mod amx;
 
 /// f32 lanes of a 512-bit register: the output columns of one panel.
 const LANES: usize = 16;
@@ -216,13 +222,29 @@ pub(crate) fn two_layers(x: &[f32], first: Layer<'_>, second: Layer<'_>, out: &m
 /// The CPU must have AVX-512F and AVX512-BF16; `x` holds whole rows of `k` and `out` as many rows of `n`.
 unsafe fn rows_through(x: &[f32], layer: Layer<'_>, out: &mut [f32], scratch: &mut Vec<u32>) {
     let (k, pairs) = (layer.weight.k, layer.weight.pairs);
-    scratch.resize(x.len() / k * pairs, 0);
+    let rows = x.len() / k;
+    let tiles = pairs % amx::STEP_PAIRS == 0 && amx::ready();
+    // The tile kernel reads whole tiles of 16 rows: pad with zero rows (their products are not stored).
+    let padded = if tiles {
+        rows.next_multiple_of(amx::TILE_ROWS)
+    } else {
+        rows
+    };
+    scratch.resize(padded * pairs, 0);
+    scratch[rows * pairs..].fill(0);
     for (to, from) in scratch.chunks_exact_mut(pairs).zip(x.chunks_exact(k)) {
         // SAFETY: forwarded from the caller; `to` holds k/2 rounded up pairs.
         unsafe { round_row(from, to) };
     }
-    // SAFETY: forwarded from the caller; `scratch` now holds the rows' pairs.
-    unsafe { row_block(scratch, layer.weight, layer.bias, layer.activation, out) };
+    // SAFETY: forwarded from the caller; `scratch` now holds the rows' pairs (padded to whole tiles for
+    // the tile kernel, which runs only where `amx::ready()` held and k is a whole number of tile steps).
+    unsafe {
+        if tiles {
+            amx::row_block(scratch, layer.weight, layer.bias, layer.activation, out)
+        } else {
+            row_block(scratch, layer.weight, layer.bias, layer.activation, out)
+        }
+    };
 }
 
 /// Rounds one row of `k` values into `k/2` (rounded up) bf16 pairs, the odd tail paired with zero.
@@ -505,8 +527,9 @@ mod tests {
             return;
         }
         // Rows around the micro-tile (8) and the task block (64), columns around a panel (16) and a
-        // group (48), odd and even k around the 32-value rounding step; both epilogues.
-        for &(m, n, k) in &[
+        // group (48), odd and even k around the 32-value rounding step; both epilogues. (Where AMX is
+        // ready, the shapes whose k is a multiple of 32 run on the tile kernel.)
+        check_against_reference(&[
             (1, 1, 1),
             (7, 15, 33),
             (8, 16, 32),
@@ -514,7 +537,32 @@ mod tests {
             (65, 49, 64),
             (130, 100, 77),
             (3, 96, 768),
-        ] {
+        ]);
+    }
+
+    #[test]
+    fn tile_kernel_matches_the_rounded_product_on_every_edge_shape() {
+        if !amx::ready() {
+            eprintln!("*** SKIPPED: this CPU (or kernel) offers no AMX-BF16; the tile kernel cannot run here ***");
+            return;
+        }
+        // Rows around a tile (16) and a 2-tile block (32), columns around a panel (16), a panel pair (32)
+        // and a group (48, where the weight stride changes), k of one and of many tile steps.
+        check_against_reference(&[
+            (1, 1, 32),
+            (15, 17, 32),
+            (16, 16, 64),
+            (17, 33, 96),
+            (32, 48, 32),
+            (33, 47, 768),
+            (70, 100, 64),
+            (130, 113, 3072),
+        ]);
+    }
+
+    /// `linear` against [`reference`] for each `(m, n, k)`, without and with quick-GELU.
+    fn check_against_reference(shapes: &[(usize, usize, usize)]) {
+        for &(m, n, k) in shapes {
             let x = values(m * k, 1);
             let w = values(n * k, 2);
             let bias = values(n, 3);
