@@ -341,3 +341,62 @@ fn full_size_model_matches_its_reference() {
     );
     assert!(image_diff < 1e-4 && text_diff < 1e-4);
 }
+
+/// bf16 on the CPU for every family: the transformer towers stay within the tolerance `tests/encoder.rs`
+/// states for CLIP, and RN50's convolutions, which have no bf16 kernel, refuse it with a clear error.
+#[test]
+fn bf16_on_cpu_stays_close_to_f32_for_transformer_families() {
+    use fiq::encoder::{cpu_supports_bf16, Precision};
+    if !cpu_supports_bf16() {
+        eprintln!("*** bf16 family parity SKIPPED: this CPU has no AVX512-BF16 ***");
+        return;
+    }
+    let bf16 = EncoderOptions {
+        precision: Precision::BF16,
+        ..options(Resize::ShortSide, Normalization::Clip)
+    };
+    for (fixture, _) in FIXTURES {
+        if fixture == "openclip-rn-tiny" {
+            match load_encoder(&fixtures().join(fixture), None, &bf16) {
+                Err(EncoderError::Device { reason, .. }) => assert!(reason.contains("RN50")),
+                other => panic!("{fixture}: expected a Device error, got {:?}", other.err()),
+            }
+            continue;
+        }
+        let full = load(fixture, &options(Resize::ShortSide, Normalization::Clip));
+        let half = load(fixture, &bf16);
+        let expected = expected(fixture);
+        let paths: Vec<PathBuf> = expected
+            .images
+            .iter()
+            .map(|i| reference_input(&i.file))
+            .collect();
+        let sources: Vec<ImageSource> = paths.iter().map(ImageSource::from).collect();
+        let texts: Vec<&str> = expected.texts.iter().map(|t| t.text.as_str()).collect();
+        let mut pairs: Vec<(Vec<f32>, Vec<f32>)> = Vec::new();
+        for (a, b) in full
+            .encode_images(&sources)
+            .unwrap()
+            .into_iter()
+            .zip(half.encode_images(&sources).unwrap())
+        {
+            pairs.push((a.unwrap(), b.unwrap()));
+        }
+        pairs.extend(
+            full.encode_texts(&texts)
+                .unwrap()
+                .into_iter()
+                .zip(half.encode_texts(&texts).unwrap()),
+        );
+        let worst = pairs
+            .iter()
+            .map(|(a, b)| max_abs_diff(a, b))
+            .fold(0f32, f32::max);
+        eprintln!("{fixture}: bf16 vs f32 max abs diff {worst:.4}");
+        assert!(worst < 1e-2, "{fixture}: bf16 vs f32 max abs diff {worst}");
+        assert!(
+            pairs.iter().any(|(a, b)| a != b),
+            "{fixture}: bf16 must not silently run f32"
+        );
+    }
+}
