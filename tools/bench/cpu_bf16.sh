@@ -5,7 +5,7 @@
 # FashionIQ val split (a seed it never saw) in f32, in bf16, and bf16 queries against the f32 index.
 #
 #   python3 tools/python/clip_reference.py full bench-data/vit-b32      # random-weight ViT-B/32, once
-#   cargo build --release -p fiq-tools --example bench_encoder
+#   cargo build --release -p fiq --example bench_encoder && cargo build --release -p fiq-tools
 #   bash tools/bench/cpu_bf16.sh [WORK_DIR]              # default target/bench-cpu-bf16
 #
 # Environment: PYTHON (with torch and transformers), VIT (the ViT-B/32 directory, default
