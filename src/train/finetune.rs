@@ -16,7 +16,7 @@
 use super::data::{ResolvedSplit, ResolvedTriplet, TextFeatures};
 use super::loss::{contrastive_loss, LossOptions, MinedBatch};
 use super::miner::{mine_hard_negatives, MiningQuery};
-use super::optim::{clip_grad_norm, learning_rate, AdamW, ParamsAdamW};
+use super::optim::{learning_rate, AdamW, ParamsAdamW};
 use super::trainer::{
     checkpoint_error, evaluate_with_texts, progress_bar, write_json, EpochRecord, RunState,
     BEST_DIR, LAST_DIR,
@@ -321,7 +321,7 @@ pub fn fine_tune_encoder(
                 options.learning_rate,
             );
             optimizer.set_learning_rate(lr);
-            let loss = run.step(batch, &trainable, &mut optimizer, &mut state)?;
+            let loss = run.step(batch, &mut optimizer, &mut state)?;
             loss_sum += loss;
             state.optimizer_steps += 1;
             progress.set_message(format!("epoch {} loss {loss:.4}", epoch + 1));
@@ -504,7 +504,6 @@ impl Run<'_> {
     fn step(
         &self,
         batch: &[usize],
-        trainable: &[(String, candle_core::Var)],
         optimizer: &mut AdamW,
         state: &mut RunState,
     ) -> Result<f64, TrainError> {
@@ -571,11 +570,9 @@ impl Run<'_> {
                 step: state.optimizer_steps,
             });
         }
-        let mut grads = loss.backward().map_err(compute("backward pass"))?;
-        clip_grad_norm(&mut grads, trainable, self.options.max_grad_norm)
-            .map_err(compute("clipping gradients"))?;
+        let grads = loss.backward().map_err(compute("backward pass"))?;
         optimizer
-            .step(&grads)
+            .step_clipped(&grads, self.options.max_grad_norm)
             .map_err(compute("updating parameters"))?;
         Ok(value)
     }

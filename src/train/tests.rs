@@ -133,6 +133,58 @@ fn adamw_steps_exactly_like_candles() {
 }
 
 #[test]
+fn clipping_inside_the_update_equals_clipping_then_candles_step() {
+    // Two parameters, the second a 2 x 3 matrix: gradients of sum(w^3) exceed the norm limit 0.5, so
+    // every step clips. The in-place update must land where candle's AdamW lands on clipped copies.
+    let start = [0.5f32, -1.0, 2.0, 0.25, -0.75, 1.5];
+    let make = || {
+        (
+            Var::from_tensor(&tensor(&start[..2], &[2])).unwrap(),
+            Var::from_tensor(&tensor(&start, &[2, 3])).unwrap(),
+        )
+    };
+    let (a, b) = make();
+    let (c, d) = make();
+    let params = optim::ParamsAdamW {
+        lr: 0.05,
+        weight_decay: 0.01,
+        ..optim::ParamsAdamW::default()
+    };
+    let ours = [("a".to_owned(), a.clone()), ("b".to_owned(), b.clone())];
+    let theirs = [("a".to_owned(), c.clone()), ("b".to_owned(), d.clone())];
+    let mut mine = AdamW::new(&ours, params.clone()).unwrap();
+    let mut reference = candle_nn::AdamW::new(vec![c.clone(), d.clone()], params).unwrap();
+    let cubes = |x: &Var, y: &Var| {
+        (x.as_tensor().powf(3.0).unwrap().sum_all().unwrap()
+            + y.as_tensor().powf(3.0).unwrap().sum_all().unwrap())
+        .unwrap()
+        .backward()
+        .unwrap()
+    };
+    for _ in 0..4 {
+        let norm = mine.step_clipped(&cubes(&a, &b), 0.5).unwrap();
+        assert!(norm > 0.5);
+        let mut grads = cubes(&c, &d);
+        clip_grad_norm(&mut grads, &theirs, 0.5).unwrap();
+        reference.step(&grads).unwrap();
+    }
+    for (x, y) in [(&a, &c), (&b, &d)] {
+        assert_eq!(
+            x.as_tensor()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap(),
+            y.as_tensor()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+        );
+    }
+}
+
+#[test]
 fn gradients_are_clipped_to_the_global_norm() {
     let a = Var::from_tensor(&tensor(&[3.0], &[1])).unwrap();
     let b = Var::from_tensor(&tensor(&[4.0], &[1])).unwrap();

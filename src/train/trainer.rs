@@ -3,7 +3,7 @@
 use super::data::{TrainingSet, Validation};
 use super::loss::{contrastive_loss, LossOptions, MinedBatch};
 use super::miner::{mine_hard_negatives, MiningQuery};
-use super::optim::{clip_grad_norm, learning_rate, AdamW, ParamsAdamW};
+use super::optim::{learning_rate, AdamW, ParamsAdamW};
 use super::TrainError;
 use crate::eval::{evaluate, EvalOptions, EvalReport};
 use crate::fusion::combiner::{forward, initial_weights, save_model, tensor_error};
@@ -487,16 +487,14 @@ fn step(
         let value = f64::from(loss.to_scalar::<f32>()?);
         Ok((value, loss.backward()?))
     };
-    let (loss, mut grads) = run().map_err(tensor_error("computing the loss"))?;
+    let (loss, grads) = run().map_err(tensor_error("computing the loss"))?;
     if !loss.is_finite() {
         return Err(TrainError::NonFiniteLoss {
             step: state.optimizer_steps,
         });
     }
-    clip_grad_norm(&mut grads, vars, options.max_grad_norm)
-        .map_err(tensor_error("clipping gradients"))?;
     optimizer
-        .step(&grads)
+        .step_clipped(&grads, options.max_grad_norm)
         .map_err(tensor_error("updating parameters"))?;
     Ok(loss)
 }
