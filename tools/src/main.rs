@@ -13,6 +13,11 @@ mod search_args;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc rather than the system allocator: see its entry in Cargo.toml (training's per-operation
+/// tensors made glibc return and re-fault the same pages on every step).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Build, query, verify and evaluate fiq indexes: composed image retrieval ("this dress, but red").
 ///
 /// An index is a directory holding memory-mapped vectors, their keys and metadata, and a FAISS IVF
