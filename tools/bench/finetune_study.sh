@@ -11,6 +11,8 @@
 # KEEP=1 keeps the work folder, RESULTS=FILE also appends the rows there (to run seeds in parallel),
 # ROWS: which groups of rows to run (default "combiner text both"; "text-mined" alone runs only the
 # mined text row; the zero-shot rows always run), MINE_BELOW=F mines positive-aware (`--mine-below-target F`).
+# COMBINER_OPTS: extra flags for the Combiner rows only (the tuned rows of BENCHMARKS.md use
+# "--logit-scale 10 --dropout 0.1" with EPOCHS=20; the defaults are CLIP4Cir's: scale 100, dropout 0.5).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bin=${1:-target/release/fiq-index}
@@ -27,6 +29,8 @@ both_mined=${BOTH_MINED:-0}
 mined=${MINED:-8}
 rows=" ${ROWS:-combiner text both} "
 mine_below=()
+# shellcheck disable=SC2206
+combiner_opts=(${COMBINER_OPTS:-})
 [[ -z "${MINE_BELOW:-}" ]] || mine_below=(--mine-below-target "$MINE_BELOW")
 work=$(mktemp -d)
 [[ "${KEEP:-0}" == 1 ]] || trap 'rm -rf "$work"' EXIT
@@ -69,9 +73,9 @@ for seed in "${seeds[@]}"; do
 
   common=(--fashioniq "$data" --index "$index" --epochs "$epochs" --seed 1)
   if [[ "$rows" == *" combiner "* ]]; then
-    "$bin" train --what combiner "${common[@]}" --out "$dir/combiner" > "$dir/combiner.log" 2>&1
+    "$bin" train --what combiner "${common[@]}" "${combiner_opts[@]}" --out "$dir/combiner" > "$dir/combiner.log" 2>&1
     row "$seed" "Combiner, unmined" $(best_of "$dir/combiner.log")
-    "$bin" train --what combiner "${common[@]}" --out "$dir/combiner-mined" --mined-negatives 16 \
+    "$bin" train --what combiner "${common[@]}" "${combiner_opts[@]}" --out "$dir/combiner-mined" --mined-negatives 16 \
       "${mine_below[@]}" > "$dir/combiner-mined.log" 2>&1
     row "$seed" "Combiner, mined" $(best_of "$dir/combiner-mined.log")
   fi

@@ -65,7 +65,8 @@ pub struct Args {
     /// Global gradient-norm clip.
     #[arg(long, default_value_t = 1.0)]
     pub max_grad_norm: f64,
-    /// Logit scale (inverse temperature); CLIP4Cir uses 100.
+    /// Logit scale (inverse temperature); CLIP4Cir uses 100, CLIP's own learned value. For a model that
+    /// learned a softer one lower it: the Combiner on the built-in model does best at 10 (README).
     #[arg(long, default_value_t = 100.0)]
     pub logit_scale: f32,
     /// Hard-negative weighting β (0: plain InfoNCE).
