@@ -56,6 +56,16 @@ fn expected(fixture: &str) -> Expected {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+impl Expected {
+    /// The files the reference encoded, in its order (see [`reference_input`]).
+    fn image_inputs(&self) -> Vec<PathBuf> {
+        self.images
+            .iter()
+            .map(|i| reference_input(&i.file))
+            .collect()
+    }
+}
+
 fn options(resize: Resize, normalization: Normalization) -> EncoderOptions {
     EncoderOptions {
         resize,
@@ -96,11 +106,7 @@ fn image_embeddings_match_the_references_under_every_preset() {
         let expected = expected(fixture);
         for (preset, resize, normalization) in PRESETS {
             let encoder = load(fixture, &options(resize, normalization));
-            let paths: Vec<PathBuf> = expected
-                .images
-                .iter()
-                .map(|i| reference_input(&i.file))
-                .collect();
+            let paths = expected.image_inputs();
             let sources: Vec<ImageSource> = paths.iter().map(ImageSource::from).collect();
             let vectors = encoder.encode_images(&sources).unwrap();
             let mut worst = 0f32;
@@ -315,11 +321,7 @@ fn full_size_model_matches_its_reference() {
         _ => "shortside",
     };
     let encoder = load_encoder(&dir, None, &options(resize, normalization)).unwrap();
-    let paths: Vec<PathBuf> = expected
-        .images
-        .iter()
-        .map(|i| reference_input(&i.file))
-        .collect();
+    let paths = expected.image_inputs();
     let sources: Vec<ImageSource> = paths.iter().map(ImageSource::from).collect();
     let images = encoder.encode_images(&sources).unwrap();
     let image_diff = expected
@@ -366,11 +368,7 @@ fn bf16_on_cpu_stays_close_to_f32_for_transformer_families() {
         let full = load(fixture, &options(Resize::ShortSide, Normalization::Clip));
         let half = load(fixture, &bf16);
         let expected = expected(fixture);
-        let paths: Vec<PathBuf> = expected
-            .images
-            .iter()
-            .map(|i| reference_input(&i.file))
-            .collect();
+        let paths = expected.image_inputs();
         let sources: Vec<ImageSource> = paths.iter().map(ImageSource::from).collect();
         let texts: Vec<&str> = expected.texts.iter().map(|t| t.text.as_str()).collect();
         let mut pairs: Vec<(Vec<f32>, Vec<f32>)> = Vec::new();
