@@ -89,7 +89,10 @@ impl PackedBf16 {
         if !available() {
             return None;
         }
-        assert!(k > 0 && w.len() % k == 0, "w must have rows of length k");
+        assert!(
+            k > 0 && w.len().is_multiple_of(k),
+            "w must have rows of length k"
+        );
         let n = w.len() / k;
         let pairs = k.div_ceil(2);
         let panels = n.div_ceil(LANES);
@@ -168,7 +171,7 @@ impl Layer<'_> {
 pub(crate) fn linear(x: &[f32], layer: Layer<'_>, out: &mut [f32]) {
     layer.check();
     let (n, k) = (layer.weight.n, layer.weight.k);
-    assert!(x.len() % k == 0, "x must have rows of length k");
+    assert!(x.len().is_multiple_of(k), "x must have rows of length k");
     assert_eq!(out.len(), x.len() / k * n, "out must be m × n");
     if out.is_empty() {
         return;
@@ -196,7 +199,7 @@ pub(crate) fn two_layers(x: &[f32], first: Layer<'_>, second: Layer<'_>, out: &m
         "first's outputs must be second's inputs"
     );
     let (k, hidden, n) = (first.weight.k, first.weight.n, second.weight.n);
-    assert!(x.len() % k == 0, "x must have rows of length k");
+    assert!(x.len().is_multiple_of(k), "x must have rows of length k");
     assert_eq!(out.len(), x.len() / k * n, "out must be m × n");
     if out.is_empty() {
         return;
@@ -223,7 +226,7 @@ pub(crate) fn two_layers(x: &[f32], first: Layer<'_>, second: Layer<'_>, out: &m
 unsafe fn rows_through(x: &[f32], layer: Layer<'_>, out: &mut [f32], scratch: &mut Vec<u32>) {
     let (k, pairs) = (layer.weight.k, layer.weight.pairs);
     let rows = x.len() / k;
-    let tiles = pairs % amx::STEP_PAIRS == 0 && amx::ready();
+    let tiles = pairs.is_multiple_of(amx::STEP_PAIRS) && amx::ready();
     // The tile kernel reads whole tiles of 16 rows: pad with zero rows (their products are not stored).
     let padded = if tiles {
         rows.next_multiple_of(amx::TILE_ROWS)
@@ -388,10 +391,11 @@ unsafe fn kernel<const R: usize, const P: usize>(tile: Tile<'_>) {
     let mut acc = [[_mm512_setzero_ps(); P]; R];
     let (x, w) = (x.as_ptr(), w.as_ptr());
     for p in 0..pairs {
-        let mut b: [__m512bh; P] = [std::mem::transmute(_mm512_setzero_ps()); P];
+        let mut b: [__m512bh; P] =
+            [std::mem::transmute::<__m512, __m512bh>(_mm512_setzero_ps()); P];
         for (j, b) in b.iter_mut().enumerate() {
             // SAFETY: (p·P + j)·16 + 16 ≤ pairs·P·16 ≤ w.len() (asserted above).
-            *b = std::mem::transmute(unsafe {
+            *b = std::mem::transmute::<__m512i, __m512bh>(unsafe {
                 _mm512_loadu_si512(w.add((p * P + j) * LANES).cast())
             });
         }

@@ -93,7 +93,7 @@ pub(super) unsafe fn row_block(
     use std::arch::asm;
     let (n, pairs) = (w.n, w.pairs);
     let rows = out.len() / n;
-    assert!(pairs % STEP_PAIRS == 0 && bias.len() == n);
+    assert!(pairs.is_multiple_of(STEP_PAIRS) && bias.len() == n);
     assert!(x_block.len() >= rows.next_multiple_of(TILE_ROWS) * pairs);
     let panels = n.div_ceil(LANES);
     // Where panel `j`'s pairs start, and the bytes from one pair to the next (its group's width).
