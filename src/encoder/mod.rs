@@ -31,6 +31,7 @@ mod clip;
 pub(crate) mod config;
 mod cpu_kernels;
 mod error;
+mod init;
 mod load;
 pub(crate) mod model;
 mod openclip;
@@ -45,6 +46,7 @@ use std::path::Path;
 
 pub use clip::ClipEncoder;
 pub use error::{EncoderError, ImageError};
+pub use init::initialize_clip;
 pub use load::{detect_family, load_encoder, Family};
 pub use preprocess::{ImagePreprocessor, Normalization, Resize};
 

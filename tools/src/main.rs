@@ -49,6 +49,7 @@ enum Command {
     Tune(cmd::tune::Args),
     EvalAnn(cmd::eval_ann::Args),
     Train(cmd::train::Args),
+    InitModel(cmd::init_model::Args),
     Serve(cmd::serve::Args),
     Export(cmd::export::Args),
 }
@@ -73,6 +74,7 @@ fn main() {
         Command::Tune(args) => cmd::tune::run(args),
         Command::EvalAnn(args) => cmd::eval_ann::run(args),
         Command::Train(args) => cmd::train::run(args),
+        Command::InitModel(args) => cmd::init_model::run(args),
         Command::Serve(args) => cmd::serve::run(args),
         Command::Export(args) => cmd::export::run(args),
     };

@@ -10,6 +10,7 @@ pub mod eval_ann;
 pub mod export;
 pub mod import;
 pub mod info;
+pub mod init_model;
 pub mod query;
 pub mod remove;
 pub mod search;

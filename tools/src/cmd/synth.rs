@@ -6,7 +6,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
-/// Arguments of `fiq-index synth`.
+/// Write a synthetic FashionIQ tree: images, captions, splits and the attribute file, seeded (`--difficulty
+/// hard` for a benchmark with headroom for training).
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Output folder (created if missing); gets captions/, image_splits/, images/ and the attribute file.
