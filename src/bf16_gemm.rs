@@ -417,7 +417,7 @@ unsafe fn kernel<const R: usize, const P: usize>(tile: Tile<'_>) {
                 break;
             }
             let valid = LANES.min(n - col);
-            let mask: __mmask16 = if valid == LANES { !0 } else { (1 << valid) - 1 };
+            let mask = lanes_mask(valid);
             // SAFETY: the masked lanes are columns col..col + valid ≤ n = bias.len() of row i < R; out
             // holds R rows of n.
             unsafe {
@@ -431,7 +431,7 @@ unsafe fn kernel<const R: usize, const P: usize>(tile: Tile<'_>) {
         for i in 0..R {
             for start in (0..width).step_by(LANES) {
                 let valid = LANES.min(width - start);
-                let mask: __mmask16 = if valid == LANES { !0 } else { (1 << valid) - 1 };
+                let mask = lanes_mask(valid);
                 // SAFETY: as above: columns first_col + start + valid ≤ n of row i < R.
                 unsafe {
                     let at = out.as_mut_ptr().add(i * n + first_col + start);
@@ -440,6 +440,17 @@ unsafe fn kernel<const R: usize, const P: usize>(tile: Tile<'_>) {
                 }
             }
         }
+    }
+}
+
+/// The lane mask of the first `valid` (1 to 16) of a register's 16 f32 lanes: how every epilogue
+/// stores a panel that runs past the last column.
+#[cfg(target_arch = "x86_64")]
+fn lanes_mask(valid: usize) -> std::arch::x86_64::__mmask16 {
+    if valid == LANES {
+        !0
+    } else {
+        (1 << valid) - 1
     }
 }
 

@@ -16,7 +16,7 @@
 
 use std::sync::OnceLock;
 
-use super::{quick_gelu, Activation, PackedBf16, LANES, PANELS};
+use super::{lanes_mask, quick_gelu, Activation, PackedBf16, LANES, PANELS};
 
 /// Pairs of `k` in one tile step: a tile row is 64 bytes, 16 pairs.
 pub(super) const STEP_PAIRS: usize = 16;
@@ -238,7 +238,7 @@ unsafe fn multiply<const R: usize, const P: usize>(operands: Operands) {
 unsafe fn finish(from: &[f32], bias: &[f32], activation: Activation, to: &mut [f32]) {
     use std::arch::x86_64::*;
     let valid = LANES.min(to.len()).min(bias.len());
-    let mask: __mmask16 = if valid == LANES { !0 } else { (1 << valid) - 1 };
+    let mask = lanes_mask(valid);
     assert!(from.len() >= LANES);
     // SAFETY: the masked lanes are the first `valid` values of `bias` and `to`; `from` holds 16.
     unsafe {

@@ -71,15 +71,17 @@ pub fn initialize_clip(
         source,
     })?;
 
+    let weights = out.join(WEIGHTS_FILE);
+    let weights_error = |source: candle_core::Error| EncoderError::Weights {
+        path: weights.clone(),
+        source: Box::new(source),
+    };
     let mut tensors = HashMap::new();
     for (stream, (name, shape)) in parsed.expected_tensors().into_iter().enumerate() {
         let count: usize = shape.iter().product();
-        let vision = is_vision(&name);
-        let (range, factor) = if vision { vision_init } else { text_init };
-        let tower = if vision {
-            &parsed.vision.tower
-        } else {
-            &parsed.text.tower
+        let (tower, (range, factor)) = match is_vision(&name) {
+            true => (&parsed.vision.tower, vision_init),
+            false => (&parsed.text.tower, text_init),
         };
         let values = match draw(&name, tower, range, factor) {
             Draw::Constant(value) => vec![value; count],
@@ -88,30 +90,16 @@ pub fn initialize_clip(
                 (0..count).map(|_| rng.gaussian() * std as f32).collect()
             }
         };
-        let tensor = Tensor::from_vec(values, shape, &Device::Cpu).map_err(|source| {
-            EncoderError::Weights {
-                path: out.join(WEIGHTS_FILE),
-                source: Box::new(source),
-            }
-        })?;
+        let tensor = Tensor::from_vec(values, shape, &Device::Cpu).map_err(weights_error)?;
         tensors.insert(name, tensor);
     }
     let scale =
-        Tensor::new(parsed.logit_scale_init_value as f32, &Device::Cpu).map_err(|source| {
-            EncoderError::Weights {
-                path: out.join(WEIGHTS_FILE),
-                source: Box::new(source),
-            }
-        })?;
+        Tensor::new(parsed.logit_scale_init_value as f32, &Device::Cpu).map_err(weights_error)?;
     tensors.insert("logit_scale".to_owned(), scale);
 
     let io = |path: std::path::PathBuf| move |source| EncoderError::Io { path, source };
     std::fs::create_dir_all(out).map_err(io(out.to_path_buf()))?;
-    let weights = out.join(WEIGHTS_FILE);
-    candle_core::safetensors::save(&tensors, &weights).map_err(|source| EncoderError::Weights {
-        path: weights.clone(),
-        source: Box::new(source),
-    })?;
+    candle_core::safetensors::save(&tensors, &weights).map_err(weights_error)?;
     std::fs::write(out.join(CONFIG_FILE), &config_json).map_err(io(out.join(CONFIG_FILE)))?;
     std::fs::write(out.join(TOKENIZER_FILE), tokenizer_bytes)
         .map_err(io(out.join(TOKENIZER_FILE)))?;
