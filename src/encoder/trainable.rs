@@ -223,6 +223,31 @@ impl TrainableClip {
         vars
     }
 
+    /// The config's `logit_scale_init_value` (the log of CLIP's initial logit scale).
+    pub(crate) fn logit_scale_init(&self) -> f32 {
+        self.config.logit_scale_init_value as f32
+    }
+
+    /// CLIP's learned temperature (`logit_scale`, the log of the image-text logit scale) as a variable
+    /// to train, created at the config's `logit_scale_init_value` when the checkpoint has none; saved with
+    /// the model in f32.
+    pub(crate) fn trainable_logit_scale(&self) -> CandleResult<Var> {
+        let mut data = self.varmap.data().lock().expect("VarMap lock");
+        let var = match data.get("logit_scale") {
+            Some(var) => var.clone(),
+            None => {
+                let var = Var::new(self.config.logit_scale_init_value as f32, &Device::Cpu)?;
+                data.insert("logit_scale".to_owned(), var.clone());
+                var
+            }
+        };
+        self.trained
+            .lock()
+            .expect("trained-set lock")
+            .insert("logit_scale".to_owned());
+        Ok(var)
+    }
+
     /// Every tensor by name (for checkpoints of the run).
     pub(crate) fn weights(&self) -> HashMap<String, Tensor> {
         let data = self.varmap.data().lock().expect("VarMap lock");

@@ -242,6 +242,42 @@ pub(crate) fn relative_captions(
     [join_phrases(&first), join_phrases(&second)]
 }
 
+/// A description of every attribute of `garment` ("a dress that is red and striped and has long sleeves
+/// and is knee length and has a v-neck"), in the phrases the relative captions use, in random order: the
+/// image-text half of the objective the built-in model is trained with ([`crate::train::pretrain_on_synthetic`]).
+/// The hard level adds its shade ("is a dark shade") and fit ("is slim").
+pub(crate) fn absolute_caption(
+    garment: &Attributes,
+    difficulty: Difficulty,
+    rng: &mut SplitMix64,
+) -> String {
+    let mut pick = |mut phrases: Vec<String>| phrases.swap_remove(rng.below(phrases.len()));
+    let color = garment.color.word();
+    let mut sleeves = wordings(AttributeKind::Sleeves, garment, garment);
+    // The last sleeve wording is relative ("has longer sleeves"): meaningless without a candidate.
+    sleeves.pop();
+    let mut phrases = vec![
+        pick(vec![format!("is {color}"), format!("is {color} in color")]),
+        pick(wordings(AttributeKind::Pattern, garment, garment)),
+        pick(sleeves),
+        // The second length and fit wordings are the absolute ones ("is knee length", "is slim").
+        wordings(AttributeKind::Length, garment, garment).swap_remove(1),
+        pick(wordings(AttributeKind::Neckline, garment, garment)),
+    ];
+    if difficulty == Difficulty::Hard {
+        phrases.push(format!("is a {} shade", garment.shade.word()));
+        phrases.push(wordings(AttributeKind::Fit, garment, garment).swap_remove(1));
+    }
+    let nouns: &[&str] = match garment.category {
+        Category::Dress => &["dress"],
+        Category::Shirt => &["shirt", "button-down shirt"],
+        Category::Toptee => &["top", "tee", "t-shirt"],
+    };
+    let noun = nouns[rng.below(nouns.len())];
+    rng.shuffle(&mut phrases);
+    format!("a {noun} that {}", join_phrases(&phrases))
+}
+
 /// One hard-level caption: one or two of the differences, each in any of its wordings and synonyms.
 fn hard_caption(candidate: &Attributes, target: &Attributes, rng: &mut SplitMix64) -> String {
     let mut kinds = candidate.differences(target);
@@ -282,6 +318,48 @@ mod tests {
             shade: Shade::Medium,
             fit: Fit::Regular,
         }
+    }
+
+    #[test]
+    fn absolute_captions_name_every_attribute_and_no_change() {
+        let garment = Attributes {
+            color: Color::Red,
+            pattern: Pattern::Stripes,
+            sleeves: Sleeves::Long,
+            neckline: Neckline::VNeck,
+            ..garment()
+        };
+        let mut rng = SplitMix64::new(11);
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..40 {
+            let caption = absolute_caption(&garment, Difficulty::Easy, &mut rng);
+            assert!(caption.starts_with("a dress that "), "{caption}");
+            for needle in ["red", "stripe", "long sleeves", "knee length", "v"] {
+                assert!(caption.contains(needle), "{caption} lacks {needle:?}");
+            }
+            for relative in ["longer", "shorter", "instead of", "darker", "shade"] {
+                assert!(!caption.contains(relative), "{caption} says {relative:?}");
+            }
+            seen.insert(caption);
+        }
+        // Order and wording vary from draw to draw.
+        assert!(seen.len() > 10, "only {} distinct captions", seen.len());
+        let hard = Attributes {
+            shade: Shade::Dark,
+            fit: Fit::Slim,
+            category: Category::Toptee,
+            ..garment
+        };
+        let caption = absolute_caption(&hard, Difficulty::Hard, &mut rng);
+        for needle in ["a dark shade", "slim"] {
+            assert!(caption.contains(needle), "{caption} lacks {needle:?}");
+        }
+        assert!(
+            ["a top ", "a tee ", "a t-shirt "]
+                .iter()
+                .any(|noun| caption.starts_with(noun)),
+            "{caption}"
+        );
     }
 
     #[test]

@@ -27,6 +27,7 @@ use crate::fashioniq::{captions_path, split_path, Category, Split};
 use crate::rng::SplitMix64;
 pub use attributes::Difficulty;
 use attributes::{AttributeKind, Attributes};
+pub(crate) use captions::{absolute_caption, relative_captions};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -411,7 +412,8 @@ fn plan_split(
     }
 }
 
-fn image_path(out: &Path, options: &SynthOptions, record: &ImageRecord) -> PathBuf {
+/// Where [`generate`] writes `record`'s image under the tree `out`.
+pub(crate) fn image_path(out: &Path, options: &SynthOptions, record: &ImageRecord) -> PathBuf {
     let file = format!("{}.{}", record.name, options.format.extension());
     match options.layout {
         ImageLayout::Flat => out.join("images").join(file),

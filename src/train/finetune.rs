@@ -18,16 +18,16 @@ use super::loss::{contrastive_loss, LossOptions, MinedBatch};
 use super::miner::{mine_hard_negatives, MiningQuery};
 use super::optim::{learning_rate, AdamW, ParamsAdamW};
 use super::trainer::{
-    checkpoint_error, evaluate_with_texts, progress_bar, write_json, EpochRecord, RunState,
-    BEST_DIR, LAST_DIR,
+    checkpoint_error, evaluate_with_texts, progress_bar, scratch_index, write_json, EpochRecord,
+    RunState, BEST_DIR, LAST_DIR,
 };
 use super::TrainError;
 use crate::encoder::trainable::{unit_rows, Tower, TrainableClip};
-use crate::encoder::{ClipEncoder, Encoder, EncoderOptions, ModelInfo};
+use crate::encoder::{ClipEncoder, Encoder, EncoderOptions};
 use crate::fashioniq::{eval_query_text, Dataset};
 use crate::fusion::Fusion;
-use crate::index::{Index, IndexWriter};
-use candle_core::{Device, Tensor};
+use crate::index::Index;
+use candle_core::{Device, Tensor, Var};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -269,7 +269,7 @@ pub fn fine_tune_encoder(
     let mut state = RunState::new(options.seed);
     if let Some(dir) = resume {
         check_resumed_options(dir, options)?;
-        state = load_run_state(dir, &mut optimizer)?;
+        state = load_run_state(dir, &mut optimizer, &[])?;
     }
     let mut record = RunRecord {
         base_model: model_dir.to_owned(),
@@ -350,7 +350,14 @@ pub fn fine_tune_encoder(
             model.save(&best)?;
             write_json(&best.join(RUN_RECORD_FILE), &record)?;
         }
-        save_checkpoint(&out.join(LAST_DIR), &model, &optimizer, &state, &record)?;
+        save_checkpoint(
+            &out.join(LAST_DIR),
+            &model,
+            &optimizer,
+            &state,
+            (RUN_RECORD_FILE, &record),
+            &[],
+        )?;
     }
     progress.finish_and_clear();
     let _ = std::fs::remove_dir_all(out.join("validation-index"));
@@ -710,45 +717,57 @@ impl Run<'_> {
             .map_err(index_error("looking up the validation images"))?;
         let ids: Vec<u64> = ids.iter().collect();
         let vectors = self.encode_images(&ids)?;
-        let _ = std::fs::remove_dir_all(dir);
-        let mut writer = IndexWriter::create(dir, self.index.dim(), ModelInfo::default())
-            .map_err(index_error("creating the validation index"))?;
-        for (&id, vector) in ids.iter().zip(&vectors) {
+        let mut rows = Vec::with_capacity(ids.len());
+        for &id in &ids {
             let key = self.index.key(id).map_err(index_error("reading a key"))?;
             let meta = self
                 .index
                 .meta(id)
                 .map_err(index_error("reading metadata"))?;
-            writer
-                .add(key, vector, &meta)
-                .map_err(index_error("writing the validation index"))?;
+            rows.push((key, meta));
         }
-        writer
-            .commit()
-            .map_err(index_error("committing the validation index"))?;
-        Index::open(dir).map_err(index_error("opening the validation index"))
+        scratch_index(
+            dir,
+            self.index.dim(),
+            rows.iter()
+                .zip(&vectors)
+                .map(|((key, meta), vector)| (*key, vector.as_slice(), meta)),
+        )
     }
 }
 
-fn save_checkpoint(
+/// Writes a checkpoint of a run to `dir`: the model directory, the optimizer's moments (with `extra`
+/// variables that are not model tensors, by name), the run state and the run's record (`record.0` is its
+/// file name).
+pub(super) fn save_checkpoint(
     dir: &Path,
     model: &TrainableClip,
     optimizer: &AdamW,
     state: &RunState,
-    record: &RunRecord,
+    record: (&str, &impl Serialize),
+    extra: &[(&str, &Var)],
 ) -> Result<(), TrainError> {
     model.save(dir)?;
-    let (moments, _) = optimizer
+    let (mut moments, _) = optimizer
         .state()
         .map_err(compute("reading optimizer state"))?;
+    for (name, var) in extra {
+        moments.insert((*name).to_owned(), var.as_tensor().clone());
+    }
     let path = dir.join(OPTIMIZER_FILE);
     candle_core::safetensors::save(&moments, &path)
         .map_err(|e| checkpoint_error(&path)(e.to_string()))?;
     write_json(&dir.join(STATE_FILE), state)?;
-    write_json(&dir.join(RUN_RECORD_FILE), record)
+    write_json(&dir.join(record.0), record.1)
 }
 
-fn load_run_state(dir: &Path, optimizer: &mut AdamW) -> Result<RunState, TrainError> {
+/// Reads the run state of the checkpoint `dir` and restores the optimizer's moments and the `extra`
+/// variables [`save_checkpoint`] wrote.
+pub(super) fn load_run_state(
+    dir: &Path,
+    optimizer: &mut AdamW,
+    extra: &[(&str, &Var)],
+) -> Result<RunState, TrainError> {
     let state_path = dir.join(STATE_FILE);
     let text = std::fs::read_to_string(&state_path)
         .map_err(|e| checkpoint_error(&state_path)(e.to_string()))?;
@@ -760,6 +779,13 @@ fn load_run_state(dir: &Path, optimizer: &mut AdamW) -> Result<RunState, TrainEr
     optimizer
         .restore(&moments, state.optimizer_steps)
         .map_err(checkpoint_error(&path))?;
+    for (name, var) in extra {
+        let saved = moments
+            .get(*name)
+            .ok_or_else(|| checkpoint_error(&path)(format!("no {name} saved")))?;
+        var.set(saved)
+            .map_err(|e| checkpoint_error(&path)(e.to_string()))?;
+    }
     Ok(state)
 }
 

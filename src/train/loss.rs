@@ -129,3 +129,21 @@ fn log_weights(
     }
     out
 }
+
+/// Mean cross-entropy of `logits` (rows × columns) with `targets[row]` the right column, where `masked`
+/// (row-major, one per cell) removes a cell from its row's softmax: a negative that is not one (an image
+/// with the target's exact attributes). The target cell itself must not be masked.
+pub(crate) fn masked_cross_entropy(
+    logits: &Tensor,
+    targets: &[u32],
+    masked: &[bool],
+) -> candle_core::Result<Tensor> {
+    let (rows, columns) = logits.dims2()?;
+    let adjust: Vec<f32> = masked
+        .iter()
+        .map(|&off| if off { MASKED } else { 0.0 })
+        .collect();
+    let adjust = Tensor::from_vec(adjust, (rows, columns), logits.device())?;
+    let targets = Tensor::from_slice(targets, rows, logits.device())?;
+    candle_nn::loss::cross_entropy(&(logits + adjust)?, &targets)
+}

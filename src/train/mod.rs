@@ -19,6 +19,7 @@ mod finetune;
 mod loss;
 mod miner;
 mod optim;
+mod pretrain;
 pub mod synthetic;
 mod text_cache;
 mod trainer;
@@ -35,6 +36,9 @@ pub(crate) use loss::{contrastive_loss, MinedBatch};
 use miner::{mine_hard_negatives, MiningQuery};
 #[cfg(test)]
 use optim::{clip_grad_norm, learning_rate, AdamW};
+pub use pretrain::{
+    pretrain_on_synthetic, PretrainOptions, PretrainRecord, PretrainSummary, PRETRAIN_RECORD_FILE,
+};
 pub use text_cache::TextCache;
 
 pub use trainer::{

@@ -20,17 +20,43 @@ pub use candle_nn::ParamsAdamW;
 pub struct AdamW {
     params: ParamsAdamW,
     step: u64,
-    vars: Vec<(String, Var, Var, Var)>,
+    vars: Vec<Slot>,
+}
+
+/// One parameter with its two moment estimates.
+#[derive(Debug)]
+struct Slot {
+    name: String,
+    theta: Var,
+    m: Var,
+    v: Var,
+    /// Whether weight decay applies (biases, norms and embeddings are usually exempt).
+    decayed: bool,
 }
 
 impl AdamW {
-    /// An optimizer with zero moments for `vars`.
+    /// An optimizer with zero moments for `vars`, weight decay on every one.
     pub fn new(vars: &[(String, Var)], params: ParamsAdamW) -> candle_core::Result<AdamW> {
+        Self::with_decay(vars, params, |_, _| true)
+    }
+
+    /// An optimizer with zero moments for `vars`; weight decay applies where `decayed(name, var)`.
+    pub fn with_decay(
+        vars: &[(String, Var)],
+        params: ParamsAdamW,
+        decayed: impl Fn(&str, &Var) -> bool,
+    ) -> candle_core::Result<AdamW> {
         let vars = vars
             .iter()
             .map(|(name, var)| {
                 let zeros = || Var::zeros(var.shape(), var.dtype(), var.device());
-                Ok((name.clone(), var.clone(), zeros()?, zeros()?))
+                Ok(Slot {
+                    name: name.clone(),
+                    theta: var.clone(),
+                    m: zeros()?,
+                    v: zeros()?,
+                    decayed: decayed(name, var),
+                })
             })
             .collect::<candle_core::Result<_>>()?;
         Ok(AdamW {
@@ -55,7 +81,7 @@ impl AdamW {
     /// norm of the gradients exceeds `max_norm`, each is scaled by `max_norm / norm` inside the update
     /// (as PyTorch's `clip_grad_norm_` before `step`). Returns the norm before clipping.
     pub fn step_clipped(&mut self, grads: &GradStore, max_norm: f64) -> candle_core::Result<f64> {
-        let norm = global_norm(grads, self.vars.iter().map(|(_, var, _, _)| var))?;
+        let norm = global_norm(grads, self.vars.iter().map(|slot| &slot.theta))?;
         self.update(grads, clip_scale(norm, max_norm))?;
         Ok(norm)
     }
@@ -84,15 +110,17 @@ impl AdamW {
             square: true,
             ..first
         };
-        let apply = Apply {
-            scale_m: scale_m as f32,
-            scale_v: scale_v as f32,
-            eps: eps as f32,
-            decay: (1.0 - lr * weight_decay) as f32,
-            lr: lr as f32,
-        };
-        for (_, theta, m, v) in &self.vars {
+        for slot in &self.vars {
+            let Slot { theta, m, v, .. } = slot;
             let Some(g) = grads.get(theta) else { continue };
+            let weight_decay = if slot.decayed { weight_decay } else { 0.0 };
+            let apply = Apply {
+                scale_m: scale_m as f32,
+                scale_v: scale_v as f32,
+                eps: eps as f32,
+                decay: (1.0 - lr * weight_decay) as f32,
+                lr: lr as f32,
+            };
             if theta.device().is_cpu() && theta.dtype() == candle_core::DType::F32 {
                 let g = g.contiguous()?;
                 m.inplace_op2(&g, &first)?;
@@ -118,7 +146,7 @@ impl AdamW {
     /// The moments as named tensors (`NAME.m`, `NAME.v`) and the step count, for a checkpoint.
     pub fn state(&self) -> candle_core::Result<(HashMap<String, Tensor>, u64)> {
         let mut tensors = HashMap::new();
-        for (name, _, m, v) in &self.vars {
+        for Slot { name, m, v, .. } in &self.vars {
             tensors.insert(format!("{name}.m"), m.as_tensor().copy()?);
             tensors.insert(format!("{name}.v"), v.as_tensor().copy()?);
         }
@@ -128,7 +156,10 @@ impl AdamW {
     /// Restores moments and step count saved by [`AdamW::state`]; names the first moment that is missing
     /// or misshapen.
     pub fn restore(&mut self, tensors: &HashMap<String, Tensor>, step: u64) -> Result<(), String> {
-        for (name, theta, m, v) in &self.vars {
+        for Slot {
+            name, theta, m, v, ..
+        } in &self.vars
+        {
             for (suffix, moment) in [("m", m), ("v", v)] {
                 let key = format!("{name}.{suffix}");
                 let saved = tensors

@@ -133,6 +133,72 @@ fn adamw_steps_exactly_like_candles() {
 }
 
 #[test]
+fn weight_decay_spares_the_parameters_it_is_told_to() {
+    // Two parameters with the same values and gradients; only the first decays. The decayed one must
+    // equal candle's AdamW with decay, the spared one candle's AdamW without.
+    let start = [0.5f32, -1.0, 2.0];
+    let var = || Var::from_tensor(&tensor(&start, &[3])).unwrap();
+    let (decayed, spared) = (var(), var());
+    let (with_decay, without_decay) = (var(), var());
+    let params = optim::ParamsAdamW {
+        lr: 0.1,
+        weight_decay: 0.5,
+        ..optim::ParamsAdamW::default()
+    };
+    let mut mine = AdamW::with_decay(
+        &[
+            ("decayed".to_owned(), decayed.clone()),
+            ("spared".to_owned(), spared.clone()),
+        ],
+        params.clone(),
+        |name, _| name == "decayed",
+    )
+    .unwrap();
+    let mut reference = candle_nn::AdamW::new(vec![with_decay.clone()], params.clone()).unwrap();
+    let mut reference_spared = candle_nn::AdamW::new(
+        vec![without_decay.clone()],
+        optim::ParamsAdamW {
+            weight_decay: 0.0,
+            ..params
+        },
+    )
+    .unwrap();
+    let cube = |vars: &[&Var]| {
+        let mut total = vars[0].as_tensor().powf(3.0).unwrap().sum_all().unwrap();
+        for var in &vars[1..] {
+            total = (total + var.as_tensor().powf(3.0).unwrap().sum_all().unwrap()).unwrap();
+        }
+        total.backward().unwrap()
+    };
+    for _ in 0..3 {
+        mine.step(&cube(&[&decayed, &spared])).unwrap();
+        reference.step(&cube(&[&with_decay])).unwrap();
+        reference_spared.step(&cube(&[&without_decay])).unwrap();
+    }
+    let values = |var: &Var| var.as_tensor().to_vec1::<f32>().unwrap();
+    assert_eq!(values(&decayed), values(&with_decay));
+    assert_eq!(values(&spared), values(&without_decay));
+    assert_ne!(values(&decayed), values(&spared));
+}
+
+#[test]
+fn masked_cells_leave_the_softmax() {
+    // Masking a column equals removing it: row 0 masks column 2, row 1 masks nothing.
+    let logits = tensor(&[1.0, 2.0, 5.0, 0.5, -1.0, 3.0], &[2, 3]);
+    let masked = super::loss::masked_cross_entropy(
+        &logits,
+        &[0, 2],
+        &[false, false, true, false, false, false],
+    )
+    .unwrap()
+    .to_scalar::<f32>()
+    .unwrap();
+    let row0 = -(1.0f32.exp() / (1.0f32.exp() + 2.0f32.exp())).ln();
+    let row1 = -(3.0f32.exp() / (0.5f32.exp() + (-1.0f32).exp() + 3.0f32.exp())).ln();
+    assert!(close(masked, (row0 + row1) / 2.0), "{masked}");
+}
+
+#[test]
 fn clipping_inside_the_update_equals_clipping_then_candles_step() {
     // Two parameters, the second a 2 x 3 matrix: gradients of sum(w^3) exceed the norm limit 0.5, so
     // every step clips. The in-place update must land where candle's AdamW lands on clipped copies.

@@ -568,6 +568,34 @@ pub(super) fn evaluate_with_texts(
     Ok(evaluate(dataset, &backend, &options)?)
 }
 
+/// A scratch index at `dir` (replaced if present) holding `rows` (key, unit vector, metadata), for
+/// validating a model whose image vectors are not the index's.
+pub(super) fn scratch_index<'a>(
+    dir: &Path,
+    dim: usize,
+    rows: impl Iterator<Item = (&'a str, &'a [f32], &'a crate::index::ItemMeta)>,
+) -> Result<Index, TrainError> {
+    let index_error = |context: &'static str| {
+        move |source: crate::Error| TrainError::Index {
+            context,
+            source: Box::new(source),
+        }
+    };
+    let _ = std::fs::remove_dir_all(dir);
+    let mut writer =
+        crate::index::IndexWriter::create(dir, dim, crate::index::ModelInfo::default())
+            .map_err(index_error("creating the validation index"))?;
+    for (key, vector, meta) in rows {
+        writer
+            .add(key, vector, meta)
+            .map_err(index_error("writing the validation index"))?;
+    }
+    writer
+        .commit()
+        .map_err(index_error("committing the validation index"))?;
+    Index::open(dir).map_err(index_error("opening the validation index"))
+}
+
 pub(super) fn recall_at(report: &EvalReport, k: usize) -> Option<f64> {
     report.average.iter().find(|m| m.k == k).map(|m| m.recall)
 }

@@ -50,6 +50,7 @@ enum Command {
     EvalAnn(cmd::eval_ann::Args),
     Train(cmd::train::Args),
     InitModel(cmd::init_model::Args),
+    Pretrain(cmd::pretrain::Args),
     Serve(cmd::serve::Args),
     Export(cmd::export::Args),
 }
@@ -75,6 +76,7 @@ fn main() {
         Command::EvalAnn(args) => cmd::eval_ann::run(args),
         Command::Train(args) => cmd::train::run(args),
         Command::InitModel(args) => cmd::init_model::run(args),
+        Command::Pretrain(args) => cmd::pretrain::run(args),
         Command::Serve(args) => cmd::serve::run(args),
         Command::Export(args) => cmd::export::run(args),
     };

@@ -11,6 +11,7 @@ pub mod export;
 pub mod import;
 pub mod info;
 pub mod init_model;
+pub mod pretrain;
 pub mod query;
 pub mod remove;
 pub mod search;

@@ -301,7 +301,7 @@ fn fine_tune(args: &Args, towers: TunedTowers) -> anyhow::Result<()> {
 }
 
 /// The per-epoch table both kinds of training print.
-fn print_history(history: &[fiq::train::EpochRecord]) {
+pub(crate) fn print_history(history: &[fiq::train::EpochRecord]) {
     println!("epoch  loss     triplets/s  R@10    R@50");
     for record in history {
         println!(
