@@ -40,6 +40,7 @@ mod resample;
 mod resnet;
 mod tokenizer;
 mod towers;
+mod train_kernels;
 pub(crate) mod trainable;
 
 use std::path::Path;

@@ -9,7 +9,7 @@
 //! safetensors) and training (a `VarMap`, random or warm-started). [`Kernels::Differentiable`] swaps the
 //! fused candle kernels, which have no backward pass, for composed ops that do.
 
-use candle_core::{DType, Device, Module, Result, Tensor, D};
+use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{Embedding, Linear, VarBuilder};
 
 use super::config::{Activation, ClipConfig, TextConfig, TowerConfig, VisionConfig};
@@ -129,7 +129,7 @@ impl LayerNorm {
                 self.eps as f32,
             ),
             Kernels::Differentiable => {
-                candle_nn::ops::layer_norm_slow(xs, &self.weight, &self.bias, self.eps as f32)
+                super::train_kernels::layer_norm(xs, &self.weight, &self.bias, self.eps as f32)
             }
         }
     }
@@ -138,7 +138,7 @@ impl LayerNorm {
 fn softmax_last_dim(xs: &Tensor, kernels: Kernels) -> Result<Tensor> {
     match kernels {
         Kernels::Fused | Kernels::FusedBf16 => candle_nn::ops::softmax_last_dim(xs),
-        Kernels::Differentiable => candle_nn::ops::softmax(xs, D::Minus1),
+        Kernels::Differentiable => super::train_kernels::softmax_last_dim(xs),
     }
 }
 

@@ -1,0 +1,251 @@
+//! Layer norm and softmax for training on the CPU: one pass forward and one backward each, where candle's
+//! differentiable versions are chains of element-wise ops.
+//!
+//! candle's fused `layer_norm` and `softmax_last_dim` have no backward pass, so training used
+//! `layer_norm_slow` (about ten tensor ops, each a fresh buffer, and as many again backward) and a
+//! five-op softmax. Profiling from-scratch training of the built-in model put a third of a step in those
+//! element-wise passes and in the kernel clearing the pages they allocate. These ops compute the same
+//! functions with hand-written gradients (checked against candle's composed ops in the tests below).
+//! Other devices and types keep candle's composed ops.
+
+use candle_core::{bail, CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Tensor, D};
+
+/// Layer norm over the last dimension: `(x − mean) / sqrt(var + eps) · weight + bias`.
+pub(crate) fn layer_norm(xs: &Tensor, weight: &Tensor, bias: &Tensor, eps: f32) -> Result<Tensor> {
+    if cpu_f32(xs) {
+        return xs.contiguous()?.apply_op3(
+            &weight.contiguous()?,
+            &bias.contiguous()?,
+            LayerNorm { eps },
+        );
+    }
+    candle_nn::ops::layer_norm_slow(xs, weight, bias, eps)
+}
+
+/// Softmax over the last dimension.
+pub(crate) fn softmax_last_dim(xs: &Tensor) -> Result<Tensor> {
+    if cpu_f32(xs) {
+        return xs.contiguous()?.apply_op1(Softmax);
+    }
+    candle_nn::ops::softmax(xs, D::Minus1)
+}
+
+fn cpu_f32(xs: &Tensor) -> bool {
+    xs.device().is_cpu() && xs.dtype() == candle_core::DType::F32
+}
+
+fn slice<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
+    let CpuStorage::F32(data) = storage else {
+        bail!("{what}: only f32 is implemented")
+    };
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&data[start..end]),
+        None => bail!("{what}: input must be contiguous"),
+    }
+}
+
+/// A tensor's values, contiguous.
+fn values(xs: &Tensor) -> Result<Vec<f32>> {
+    xs.flatten_all()?.to_vec1::<f32>()
+}
+
+struct LayerNorm {
+    eps: f32,
+}
+
+impl LayerNorm {
+    /// Mean and reciprocal standard deviation of one row.
+    fn statistics(&self, row: &[f32]) -> (f32, f32) {
+        let n = row.len() as f32;
+        let mean = row.iter().sum::<f32>() / n;
+        let var = row.iter().map(|x| (x - mean) * (x - mean)).sum::<f32>() / n;
+        (mean, 1.0 / (var + self.eps).sqrt())
+    }
+}
+
+impl CustomOp3 for LayerNorm {
+    fn name(&self) -> &'static str {
+        "fiq-layer-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xs_layout: &Layout,
+        weight: &CpuStorage,
+        weight_layout: &Layout,
+        bias: &CpuStorage,
+        bias_layout: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = slice(xs, xs_layout, "layer norm input")?;
+        let w = slice(weight, weight_layout, "layer norm weight")?;
+        let b = slice(bias, bias_layout, "layer norm bias")?;
+        let width = w.len();
+        if b.len() != width || width == 0 || x.len() % width != 0 {
+            bail!(
+                "layer norm: input {:?}, weight {width}, bias {}",
+                xs_layout.shape(),
+                b.len()
+            );
+        }
+        let mut out = vec![0f32; x.len()];
+        for (row, out) in x.chunks_exact(width).zip(out.chunks_exact_mut(width)) {
+            let (mean, rstd) = self.statistics(row);
+            for (((o, &x), &w), &b) in out.iter_mut().zip(row).zip(w).zip(b) {
+                *o = (x - mean) * rstd * w + b;
+            }
+        }
+        Ok((CpuStorage::F32(out), xs_layout.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        xs: &Tensor,
+        weight: &Tensor,
+        _bias: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let x = values(xs)?;
+        let w = values(weight)?;
+        let dy = values(grad)?;
+        let width = w.len();
+        let mut dx = vec![0f32; x.len()];
+        let mut dw = vec![0f32; width];
+        let mut db = vec![0f32; width];
+        let mut dxhat = vec![0f32; width];
+        for ((row, dy), dx) in x
+            .chunks_exact(width)
+            .zip(dy.chunks_exact(width))
+            .zip(dx.chunks_exact_mut(width))
+        {
+            let (mean, rstd) = self.statistics(row);
+            // With x̂ = (x − mean)·rstd and g = dy·w: dx = rstd·(g − mean(g) − x̂·mean(g·x̂)).
+            let (mut sum_g, mut sum_gx) = (0f32, 0f32);
+            for i in 0..width {
+                let xhat = (row[i] - mean) * rstd;
+                dw[i] += dy[i] * xhat;
+                db[i] += dy[i];
+                dxhat[i] = dy[i] * w[i];
+                sum_g += dxhat[i];
+                sum_gx += dxhat[i] * xhat;
+            }
+            let (mean_g, mean_gx) = (sum_g / width as f32, sum_gx / width as f32);
+            for i in 0..width {
+                let xhat = (row[i] - mean) * rstd;
+                dx[i] = rstd * (dxhat[i] - mean_g - xhat * mean_gx);
+            }
+        }
+        let device = xs.device();
+        Ok((
+            Some(Tensor::from_vec(dx, xs.shape(), device)?),
+            Some(Tensor::from_vec(dw, weight.shape(), device)?),
+            Some(Tensor::from_vec(db, weight.shape(), device)?),
+        ))
+    }
+}
+
+struct Softmax;
+
+impl CustomOp1 for Softmax {
+    fn name(&self) -> &'static str {
+        "fiq-softmax"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = slice(storage, layout, "softmax input")?;
+        let width = layout.dims().last().copied().unwrap_or(0);
+        if width == 0 {
+            bail!("softmax of an empty last dimension");
+        }
+        let mut out = vec![0f32; x.len()];
+        for (row, out) in x.chunks_exact(width).zip(out.chunks_exact_mut(width)) {
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mut sum = 0f32;
+            for (o, &x) in out.iter_mut().zip(row) {
+                *o = (x - max).exp();
+                sum += *o;
+            }
+            out.iter_mut().for_each(|o| *o /= sum);
+        }
+        Ok((CpuStorage::F32(out), layout.shape().clone()))
+    }
+
+    fn bwd(&self, _arg: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        // dx = y·(dy − Σ dy·y), row by row.
+        let y = values(res)?;
+        let dy = values(grad)?;
+        let width = res.dims().last().copied().unwrap_or(1);
+        let mut dx = vec![0f32; y.len()];
+        for ((y, dy), dx) in y
+            .chunks_exact(width)
+            .zip(dy.chunks_exact(width))
+            .zip(dx.chunks_exact_mut(width))
+        {
+            let dot: f32 = y.iter().zip(dy).map(|(y, dy)| y * dy).sum();
+            for ((dx, &y), &dy) in dx.iter_mut().zip(y).zip(dy) {
+                *dx = y * (dy - dot);
+            }
+        }
+        Ok(Some(Tensor::from_vec(dx, res.shape(), res.device())?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    fn random(shape: &[usize], seed: u64) -> Var {
+        let mut rng = crate::rng::SplitMix64::new(seed);
+        let count = shape.iter().product();
+        let data: Vec<f32> = (0..count).map(|_| rng.uniform(-2.0, 2.0)).collect();
+        Var::from_tensor(&Tensor::from_vec(data, shape, &Device::Cpu).unwrap()).unwrap()
+    }
+
+    fn assert_close(ours: &Tensor, theirs: &Tensor, what: &str) {
+        let (a, b) = (values(ours).unwrap(), values(theirs).unwrap());
+        assert_eq!(a.len(), b.len());
+        let worst = a
+            .iter()
+            .zip(&b)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(worst < 2e-5, "{what}: largest difference {worst}");
+    }
+
+    /// A loss that weights every output differently, so each gradient entry is tested.
+    fn weighted_sum(ys: &Tensor, weights: &Var) -> Tensor {
+        (ys * weights.as_tensor()).unwrap().sum_all().unwrap()
+    }
+
+    #[test]
+    fn layer_norm_and_its_gradients_match_candles_composed_ops() {
+        let x = random(&[3, 5, 16], 1);
+        let w = random(&[16], 2);
+        let b = random(&[16], 3);
+        let weights = random(&[3, 5, 16], 4);
+        let ours = layer_norm(x.as_tensor(), w.as_tensor(), b.as_tensor(), 1e-5).unwrap();
+        let theirs =
+            candle_nn::ops::layer_norm_slow(x.as_tensor(), w.as_tensor(), b.as_tensor(), 1e-5)
+                .unwrap();
+        assert_close(&ours, &theirs, "forward");
+        let g1 = weighted_sum(&ours, &weights).backward().unwrap();
+        let g2 = weighted_sum(&theirs, &weights).backward().unwrap();
+        for (var, name) in [(&x, "dx"), (&w, "dweight"), (&b, "dbias")] {
+            assert_close(g1.get(var).unwrap(), g2.get(var).unwrap(), name);
+        }
+    }
+
+    #[test]
+    fn softmax_and_its_gradient_match_candles_composed_ops() {
+        let x = random(&[2, 3, 7], 5);
+        let weights = random(&[2, 3, 7], 6);
+        let ours = softmax_last_dim(x.as_tensor()).unwrap();
+        let theirs = candle_nn::ops::softmax(x.as_tensor(), D::Minus1).unwrap();
+        assert_close(&ours, &theirs, "forward");
+        let g1 = weighted_sum(&ours, &weights).backward().unwrap();
+        let g2 = weighted_sum(&theirs, &weights).backward().unwrap();
+        assert_close(g1.get(&x).unwrap(), g2.get(&x).unwrap(), "dx");
+    }
+}
