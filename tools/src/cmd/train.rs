@@ -302,15 +302,20 @@ fn fine_tune(args: &Args, towers: TunedTowers) -> anyhow::Result<()> {
 
 /// The per-epoch table both kinds of training print.
 pub(crate) fn print_history(history: &[fiq::train::EpochRecord]) {
-    println!("epoch  loss     triplets/s  R@10    R@50");
+    println!("epoch  loss     examples/s  R@10    R@50");
+    // An epoch that was not validated shows "-", not a recall of zero.
+    let percent = |recall: Option<f64>| match recall {
+        Some(recall) => format!("{:>6.2}", recall * 100.0),
+        None => format!("{:>6}", "-"),
+    };
     for record in history {
         println!(
-            "{:>5}  {:<7.4}  {:>10.0}  {:>6.2}  {:>6.2}",
+            "{:>5}  {:<7.4}  {:>10.0}  {}  {}",
             record.epoch,
             record.loss,
             record.examples_per_second,
-            record.recall_at_10.unwrap_or_default() * 100.0,
-            record.recall_at_50.unwrap_or_default() * 100.0
+            percent(record.recall_at_10),
+            percent(record.recall_at_50)
         );
     }
 }
