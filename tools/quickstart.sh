@@ -3,7 +3,7 @@
 # catalog, encode it into an index and print the evaluation table.
 #
 # With no argument it uses fiq's built-in default model (models/fiq-default: a small CLIP trained from
-# scratch on synthetic garments of another seed, see tools/python/train_default_model.py), so nothing is
+# scratch by fiq on synthetic garments of another seed, see tools/train_default_model.sh), so nothing is
 # downloaded and the numbers are real retrieval on images that model never saw. Pass a Hugging Face CLIP
 # directory as the first argument to use that model instead.
 set -euo pipefail
