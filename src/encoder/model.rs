@@ -65,14 +65,19 @@ impl Projection {
 /// `linear` applied to the last dimension of `xs` as one 2-D matmul. candle's `Linear` on a 3-D input
 /// broadcasts its weight into a batched matmul: batch-many products of sequence-length rows (50 for
 /// ViT-B/32) where one product over all rows is the shape GEMM kernels run best. Found on the GPU run in
-/// BENCHMARKS.md; its gain there is not measured yet.
+/// BENCHMARKS.md; its gain there is not measured yet. On the CPU in f32 the product (and, in training,
+/// its gradients) runs through BLAS ([`super::train_kernels::linear`]).
 fn linear_rows(linear: &Linear, xs: &Tensor) -> Result<Tensor> {
     let dims = xs.dims().to_vec();
     let Some((&width, leading)) = dims.split_last() else {
         return linear.forward(xs);
     };
     let rows: usize = leading.iter().product();
-    let out = linear.forward(&xs.reshape((rows, width))?)?;
+    let xs = xs.reshape((rows, width))?;
+    let out = match linear.bias() {
+        Some(bias) => super::train_kernels::linear(&xs, linear.weight(), bias)?,
+        None => linear.forward(&xs)?,
+    };
     let mut shape = leading.to_vec();
     shape.push(out.dim(1)?);
     out.reshape(shape)
