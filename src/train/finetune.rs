@@ -268,7 +268,7 @@ pub fn fine_tune_encoder(
     .map_err(compute("creating the optimizer"))?;
     let mut state = RunState::new(options.seed);
     if let Some(dir) = resume {
-        check_resumed_options(dir, options)?;
+        check_resumed_options(dir, RUN_RECORD_FILE, options)?;
         state = load_run_state(dir, &mut optimizer, &[])?;
     }
     let mut record = RunRecord {
@@ -360,12 +360,7 @@ pub fn fine_tune_encoder(
         )?;
     }
     progress.finish_and_clear();
-    let _ = std::fs::remove_dir_all(out.join("validation-index"));
-    let last_model = out.join(LAST_DIR);
-    let best_model = match state.best_epoch {
-        Some(_) => out.join(BEST_DIR),
-        None => last_model.clone(),
-    };
+    let (best_model, last_model) = finish_run(out, state.best_epoch);
     Ok(FineTuneSummary {
         record,
         best_model,
@@ -374,28 +369,22 @@ pub fn fine_tune_encoder(
 }
 
 fn check_options(options: &FineTuneOptions) -> Result<(), TrainError> {
+    check_common_options(
+        options.epochs,
+        options.batch_size,
+        options.learning_rate,
+        options.max_grad_norm,
+    )?;
     let invalid =
         |name: &'static str, value: String| Err(TrainError::InvalidOption { name, value });
-    if options.epochs == 0 {
-        return invalid("epochs", "0".into());
-    }
-    if options.batch_size < 2 {
-        return invalid("batch size", options.batch_size.to_string());
-    }
     if options.mine_every == 0 {
         return invalid("mine every", "0".into());
     }
     if options.trainable_blocks == Some(0) {
         return invalid("trainable blocks", "0 (nothing would train)".into());
     }
-    if !(options.learning_rate > 0.0 && options.learning_rate.is_finite()) {
-        return invalid("learning rate", options.learning_rate.to_string());
-    }
     if !(options.logit_scale > 0.0 && options.logit_scale.is_finite()) {
         return invalid("logit scale", options.logit_scale.to_string());
-    }
-    if !(options.max_grad_norm > 0.0) {
-        return invalid("max grad norm", options.max_grad_norm.to_string());
     }
     Ok(())
 }
@@ -434,7 +423,7 @@ struct Run<'a> {
     pixels: &'a PixelCache,
 }
 
-fn compute(context: &'static str) -> impl Fn(candle_core::Error) -> TrainError {
+pub(super) fn compute(context: &'static str) -> impl Fn(candle_core::Error) -> TrainError {
     move |e| TrainError::Compute {
         context,
         detail: e.to_string(),
@@ -790,18 +779,66 @@ pub(super) fn load_run_state(
 }
 
 /// Refuses to resume a run under other options than it started with (the schedule, the frozen blocks
-/// and the data order all depend on them).
-fn check_resumed_options(dir: &Path, options: &FineTuneOptions) -> Result<(), TrainError> {
-    let path = dir.join(RUN_RECORD_FILE);
+/// and the data order all depend on them): `record_file` in `dir` is the run's record, whose `options`
+/// field must equal `options`.
+pub(super) fn check_resumed_options<O>(
+    dir: &Path,
+    record_file: &str,
+    options: &O,
+) -> Result<(), TrainError>
+where
+    O: PartialEq + std::fmt::Debug + serde::de::DeserializeOwned,
+{
+    #[derive(Deserialize)]
+    struct Saved<O> {
+        options: O,
+    }
+    let path = dir.join(record_file);
     let text =
         std::fs::read_to_string(&path).map_err(|e| checkpoint_error(&path)(e.to_string()))?;
-    let saved: RunRecord =
+    let saved: Saved<O> =
         serde_json::from_str(&text).map_err(|e| checkpoint_error(&path)(e.to_string()))?;
     if &saved.options != options {
         return Err(checkpoint_error(&path)(format!(
             "the run was started with other options: {:?}, now {:?}",
             saved.options, options
         )));
+    }
+    Ok(())
+}
+
+/// After a run's last epoch: removes the scratch validation index and names the model directories,
+/// `(best, last)` (best is last when no epoch was validated).
+pub(super) fn finish_run(out: &Path, best_epoch: Option<usize>) -> (PathBuf, PathBuf) {
+    let _ = std::fs::remove_dir_all(out.join("validation-index"));
+    let last_model = out.join(LAST_DIR);
+    let best_model = match best_epoch {
+        Some(_) => out.join(BEST_DIR),
+        None => last_model.clone(),
+    };
+    (best_model, last_model)
+}
+
+/// The checks every training run makes on its basic options.
+pub(super) fn check_common_options(
+    epochs: usize,
+    batch_size: usize,
+    learning_rate: f64,
+    max_grad_norm: f64,
+) -> Result<(), TrainError> {
+    let invalid =
+        |name: &'static str, value: String| Err(TrainError::InvalidOption { name, value });
+    if epochs == 0 {
+        return invalid("epochs", "0".into());
+    }
+    if batch_size < 2 {
+        return invalid("batch size", batch_size.to_string());
+    }
+    if !(learning_rate > 0.0 && learning_rate.is_finite()) {
+        return invalid("learning rate", learning_rate.to_string());
+    }
+    if !(max_grad_norm > 0.0) {
+        return invalid("max grad norm", max_grad_norm.to_string());
     }
     Ok(())
 }

@@ -21,12 +21,15 @@
 //! val split (sum fusion, the FashionIQ protocol, exact search) improves; `resume` continues a stopped
 //! run bit for bit.
 
-use super::finetune::{load_run_state, save_checkpoint};
+use super::finetune::{
+    check_common_options, check_resumed_options, compute, finish_run, load_run_state,
+    save_checkpoint,
+};
 use super::loss::masked_cross_entropy;
 use super::optim::{learning_rate, AdamW, ParamsAdamW};
 use super::trainer::{
-    checkpoint_error, evaluate_with_texts, progress_bar, scratch_index, write_json, EpochRecord,
-    RunState, BEST_DIR, LAST_DIR,
+    evaluate_with_texts, progress_bar, scratch_index, write_json, EpochRecord, RunState, BEST_DIR,
+    LAST_DIR,
 };
 use super::{TextFeatures, TrainError};
 use crate::encoder::trainable::{unit_rows, Tower, TrainableClip};
@@ -199,7 +202,7 @@ pub fn pretrain_on_synthetic(
     let extra = [(COMPOSED_SCALE, &composed_scale)];
     let mut state = RunState::new(options.seed);
     if let Some(dir) = resume {
-        check_resumed_options(dir, options)?;
+        check_resumed_options(dir, PRETRAIN_RECORD_FILE, options)?;
         state = load_run_state(dir, &mut optimizer, &extra)?;
     }
     let mut record = PretrainRecord {
@@ -299,12 +302,7 @@ pub fn pretrain_on_synthetic(
         )?;
     }
     progress.finish_and_clear();
-    let _ = std::fs::remove_dir_all(out.join("validation-index"));
-    let last_model = out.join(LAST_DIR);
-    let best_model = match state.best_epoch {
-        Some(_) => out.join(BEST_DIR),
-        None => last_model.clone(),
-    };
+    let (best_model, last_model) = finish_run(out, state.best_epoch);
     Ok(PretrainSummary {
         record,
         best_model,
@@ -313,54 +311,24 @@ pub fn pretrain_on_synthetic(
 }
 
 fn check_options(options: &PretrainOptions) -> Result<(), TrainError> {
+    check_common_options(
+        options.epochs,
+        options.batch_size,
+        options.learning_rate,
+        options.max_grad_norm,
+    )?;
     let invalid =
         |name: &'static str, value: String| Err(TrainError::InvalidOption { name, value });
-    if options.epochs == 0 {
-        return invalid("epochs", "0".into());
-    }
-    if options.batch_size < 2 {
-        return invalid("batch size", options.batch_size.to_string());
-    }
     if options.steps_per_epoch == Some(0) {
         return invalid("steps per epoch", "0".into());
     }
     if options.validate_every == 0 {
         return invalid("validate every", "0".into());
     }
-    if !(options.learning_rate > 0.0 && options.learning_rate.is_finite()) {
-        return invalid("learning rate", options.learning_rate.to_string());
-    }
     if !(options.weight_decay >= 0.0 && options.weight_decay.is_finite()) {
         return invalid("weight decay", options.weight_decay.to_string());
     }
-    if !(options.max_grad_norm > 0.0) {
-        return invalid("max grad norm", options.max_grad_norm.to_string());
-    }
     Ok(())
-}
-
-/// Refuses to resume under other options than the run started with (the schedule and the draws depend
-/// on them).
-fn check_resumed_options(dir: &Path, options: &PretrainOptions) -> Result<(), TrainError> {
-    let path = dir.join(PRETRAIN_RECORD_FILE);
-    let text =
-        std::fs::read_to_string(&path).map_err(|e| checkpoint_error(&path)(e.to_string()))?;
-    let saved: PretrainRecord =
-        serde_json::from_str(&text).map_err(|e| checkpoint_error(&path)(e.to_string()))?;
-    if &saved.options != options {
-        return Err(checkpoint_error(&path)(format!(
-            "the run was started with other options: {:?}, now {:?}",
-            saved.options, options
-        )));
-    }
-    Ok(())
-}
-
-fn compute(context: &'static str) -> impl Fn(candle_core::Error) -> TrainError {
-    move |e| TrainError::Compute {
-        context,
-        detail: e.to_string(),
-    }
 }
 
 /// One split's images, preprocessed, with their attributes.
