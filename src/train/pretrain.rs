@@ -147,6 +147,31 @@ pub struct PretrainSummary {
 ///
 /// Memory: the train split's images are preprocessed once and kept (3 × size² floats each: 350 MB for
 /// the built-in model's 7,200 images of 64 pixels).
+///
+/// ```no_run
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use fiq::encoder::{initialize_clip, EncoderOptions};
+/// use fiq::synth::{generate, SynthOptions};
+/// use fiq::train::{pretrain_on_synthetic, PretrainOptions};
+/// use std::path::Path;
+///
+/// // The built-in model's recipe: its data, random weights of its architecture, its settings.
+/// let data = Path::new("s7");
+/// generate(data, &SynthOptions { per_category: 4000, seed: 7, ..SynthOptions::default() })?;
+/// let default = Path::new("models/fiq-default");
+/// initialize_clip(&default.join("config.json"), &default.join("tokenizer.json"), Path::new("random"), 0)?;
+/// let summary = pretrain_on_synthetic(
+///     Path::new("random"),
+///     &EncoderOptions::default(),
+///     data,
+///     &PretrainOptions { progress: true, ..PretrainOptions::default() },
+///     Path::new("trained"),
+///     None,
+/// )?;
+/// println!("best epoch {:?}: {}", summary.record.best_epoch, summary.best_model.display());
+/// # Ok(())
+/// # }
+/// ```
 pub fn pretrain_on_synthetic(
     model_dir: &Path,
     encoder_options: &EncoderOptions,
