@@ -10,11 +10,10 @@ use std::path::PathBuf;
 /// file: every step draws fresh compositions (a reference, a target one or two attributes away with a
 /// generated caption, a hard negative one more attribute away) and minimizes a composed InfoNCE (sum
 /// fusion against every image of the step) plus CLIP's image-text loss on captions of each image's
-/// attributes, with attribute twins masked. This is how fiq's built-in model is made:
-///
-///   fiq-index synth --out s7 --per-category 4000 --seed 7
-///   fiq-index init-model --config models/fiq-default --out random --seed 0
-///   fiq-index pretrain --synth s7 --model random --out trained
+/// attributes, with attribute twins masked. This is how fiq's built-in model is made (`synth --out s7
+/// --per-category 4000 --seed 7`, then `init-model --config models/fiq-default --out random --seed 0`,
+/// then `pretrain --synth s7 --model random --out trained`; tools/train_default_model.sh runs them and
+/// evaluates the result).
 ///
 /// The defaults are the built-in model's settings. Validation runs on the tree's val split every
 /// --validate-every epochs; OUT/best is the best validated epoch, OUT/last the last (resume with
