@@ -29,7 +29,7 @@ fiq() {
 torch() {
   "$python" tools/python/train_default_model.py --data "$work/s7" --out "$work/torch" --epochs 1 \
     --steps-per-epoch "$steps" --threads 2 2>/dev/null \
-    | awk -v refs=$((steps * 128)) '$1 == "epoch" {for (i = 1; i < NF; i++) if ($(i + 1) == "s") print refs / $i}'
+    | awk -v refs=$((steps * 128)) '$1 == "epoch" {for (i = 1; i < NF; i++) if ($(i + 1) == "s") printf "%.1f\n", refs / $i}'
   rm -rf "$work/torch"
 }
 header="| round | fiq references/s | PyTorch references/s | fiq / PyTorch |"
