@@ -149,7 +149,7 @@ fn softmax_last_dim(xs: &Tensor, kernels: Kernels) -> Result<Tensor> {
 
 fn activate(xs: &Tensor, activation: Activation) -> Result<Tensor> {
     match activation {
-        Activation::QuickGelu => xs * candle_nn::ops::sigmoid(&(xs * 1.702)?)?,
+        Activation::QuickGelu => super::train_kernels::quick_gelu(xs),
         Activation::GeluErf => xs.gelu_erf(),
         Activation::GeluTanh => xs.gelu(),
     }

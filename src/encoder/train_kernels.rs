@@ -1,4 +1,4 @@
-//! Linear layers, layer norm and softmax for training on the CPU: one op forward and one backward each,
+//! Linear layers, layer norm, softmax and quick-GELU for training on the CPU: one op forward and one backward each,
 //! with hand-written gradients (checked against candle's ops in the tests below).
 //!
 //! candle's fused `layer_norm` and `softmax_last_dim` have no backward pass, so training used
@@ -32,6 +32,14 @@ pub(crate) fn linear(xs: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tens
             .apply_op3(&weight.contiguous()?, &bias.contiguous()?, Linear);
     }
     xs.matmul(&weight.t()?)?.broadcast_add(bias)
+}
+
+/// CLIP's quick-GELU, `x · σ(1.702 x)`.
+pub(crate) fn quick_gelu(xs: &Tensor) -> Result<Tensor> {
+    if cpu_f32(xs) {
+        return xs.contiguous()?.apply_op1(QuickGelu);
+    }
+    xs * candle_nn::ops::sigmoid(&(xs * 1.702)?)?
 }
 
 /// Softmax over the last dimension.
@@ -241,6 +249,40 @@ impl CustomOp3 for LayerNorm {
     }
 }
 
+struct QuickGelu;
+
+/// σ(1.702 x).
+fn gate(x: f32) -> f32 {
+    1.0 / (1.0 + (-1.702 * x).exp())
+}
+
+impl CustomOp1 for QuickGelu {
+    fn name(&self) -> &'static str {
+        "fiq-quick-gelu"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = slice(storage, layout, "quick-gelu input")?;
+        let out = x.iter().map(|&x| x * gate(x)).collect();
+        Ok((CpuStorage::F32(out), layout.shape().clone()))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        // d/dx x·σ(ax) = σ(ax) + a·x·σ(ax)·(1 − σ(ax)).
+        let x = values(arg)?;
+        let dy = values(grad)?;
+        let dx = x
+            .iter()
+            .zip(&dy)
+            .map(|(&x, &dy)| {
+                let g = gate(x);
+                dy * (g + 1.702 * x * g * (1.0 - g))
+            })
+            .collect();
+        Ok(Some(Tensor::from_vec(dx, arg.shape(), arg.device())?))
+    }
+}
+
 struct Softmax;
 
 impl CustomOp1 for Softmax {
@@ -352,6 +394,20 @@ mod tests {
         for (var, name) in [(&x, "dx"), (&w, "dweight"), (&b, "dbias")] {
             assert_close(g1.get(var).unwrap(), g2.get(var).unwrap(), name);
         }
+    }
+
+    #[test]
+    fn quick_gelu_and_its_gradient_match_candles_composed_ops() {
+        let x = random(&[4, 9], 11);
+        let weights = random(&[4, 9], 12);
+        let ours = quick_gelu(x.as_tensor()).unwrap();
+        let theirs = (x.as_tensor()
+            * candle_nn::ops::sigmoid(&(x.as_tensor() * 1.702).unwrap()).unwrap())
+        .unwrap();
+        assert_close(&ours, &theirs, "forward");
+        let g1 = weighted_sum(&ours, &weights).backward().unwrap();
+        let g2 = weighted_sum(&theirs, &weights).backward().unwrap();
+        assert_close(g1.get(&x).unwrap(), g2.get(&x).unwrap(), "dx");
     }
 
     #[test]
