@@ -19,6 +19,9 @@ use super::preprocess::ImagePreprocessor;
 use super::tokenizer::ClipTokenizer;
 use super::EncoderOptions;
 
+/// Inputs per forward pass when encoding outside the gradient graph.
+pub(crate) const ENCODE_CHUNK: usize = 256;
+
 /// One of the two towers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Tower {
@@ -167,6 +170,35 @@ impl TrainableClip {
         let size = self.preprocessor.size();
         let pixels = Tensor::from_vec(pixels, (count, 3, size, size), &Device::Cpu)?;
         unit_rows(&self.model.image_features(&pixels, frozen)?)
+    }
+
+    /// Unit vectors of `texts` from the current text tower, outside any gradient graph (validation,
+    /// mining), [`ENCODE_CHUNK`] texts per forward pass.
+    pub(crate) fn encode_texts(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EncoderError> {
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let ids = self.tokenize(&refs)?;
+        let mut out = Vec::with_capacity(texts.len());
+        for chunk in ids.chunks(ENCODE_CHUNK) {
+            let sequences: Vec<&[u32]> = chunk.iter().map(Vec::as_slice).collect();
+            let rows = self
+                .text_embeddings(&sequences, self.blocks(Tower::Text))
+                .and_then(|t| t.detach().to_vec2::<f32>())
+                .map_err(compute("encoding texts"))?;
+            out.extend(rows);
+        }
+        Ok(out)
+    }
+
+    /// Unit vectors of `count` preprocessed images (`pixels`, back to back) from the current image tower,
+    /// outside any gradient graph, in one forward pass (callers pass at most [`ENCODE_CHUNK`]).
+    pub(crate) fn encode_images(
+        &self,
+        pixels: Vec<f32>,
+        count: usize,
+    ) -> Result<Vec<Vec<f32>>, EncoderError> {
+        self.image_embeddings(pixels, count, self.blocks(Tower::Image))
+            .and_then(|t| t.detach().to_vec2::<f32>())
+            .map_err(compute("encoding images"))
     }
 
     /// The variables fine-tuning `tower` with its first `frozen` blocks frozen updates: the unfrozen

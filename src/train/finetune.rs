@@ -22,7 +22,7 @@ use super::trainer::{
     RunState, BEST_DIR, LAST_DIR,
 };
 use super::TrainError;
-use crate::encoder::trainable::{unit_rows, Tower, TrainableClip};
+use crate::encoder::trainable::{unit_rows, Tower, TrainableClip, ENCODE_CHUNK};
 use crate::encoder::{ClipEncoder, Encoder, EncoderOptions};
 use crate::fashioniq::{eval_query_text, Dataset};
 use crate::fusion::Fusion;
@@ -39,8 +39,6 @@ const OPTIMIZER_FILE: &str = "optimizer.safetensors";
 const STATE_FILE: &str = "state.json";
 /// The record of the run, next to the weights of `best/` and `last/`.
 pub const RUN_RECORD_FILE: &str = "fiq-train.json";
-/// Texts per forward pass when encoding for mining and validation.
-const TEXT_CHUNK: usize = 256;
 /// Preprocessed images kept in memory across steps (an image-tower run reads each many times).
 const PIXEL_CACHE_BYTES: usize = 2 << 30;
 
@@ -405,6 +403,24 @@ fn tokenize_triplets(
         .collect())
 }
 
+/// `validation`'s evaluation texts encoded by `model`'s current text tower.
+pub(super) fn validation_texts(
+    model: &TrainableClip,
+    validation: &Dataset,
+) -> Result<TextFeatures, TrainError> {
+    let texts: Vec<String> = validation
+        .categories()
+        .flat_map(|category| validation.triplets(category))
+        .map(|triplet| eval_query_text(&triplet.captions))
+        .collect();
+    let encoder = |batch: &[String]| {
+        model
+            .encode_texts(batch)
+            .map_err(|e| -> crate::eval::BackendError { Box::new(e) })
+    };
+    TextFeatures::encode(texts, model.dim(), &encoder)
+}
+
 /// Preprocessed images by index id, kept while they fit [`PIXEL_CACHE_BYTES`].
 #[derive(Default)]
 struct PixelCache {
@@ -573,34 +589,12 @@ impl Run<'_> {
         Ok(value)
     }
 
-    /// Unit vectors of `texts` from the current text tower, outside any gradient graph.
-    fn encode_texts(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, TrainError> {
-        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let ids = self.model.tokenize(&refs)?;
-        let mut out = Vec::with_capacity(texts.len());
-        for chunk in ids.chunks(TEXT_CHUNK) {
-            let sequences: Vec<&[u32]> = chunk.iter().map(Vec::as_slice).collect();
-            let rows = self
-                .model
-                .text_embeddings(&sequences, self.model.blocks(Tower::Text))
-                .and_then(|t| t.detach().to_vec2::<f32>())
-                .map_err(compute("encoding texts"))?;
-            out.extend(rows);
-        }
-        Ok(out)
-    }
-
     /// Unit vectors of index rows `ids` from the current image tower, outside any gradient graph.
     fn encode_images(&self, ids: &[u64]) -> Result<Vec<Vec<f32>>, TrainError> {
         let mut out = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(TEXT_CHUNK) {
+        for chunk in ids.chunks(ENCODE_CHUNK) {
             let pixels = self.load_pixels(chunk)?;
-            let rows = self
-                .model
-                .image_embeddings(pixels, chunk.len(), self.model.blocks(Tower::Image))
-                .and_then(|t| t.detach().to_vec2::<f32>())
-                .map_err(compute("encoding images"))?;
-            out.extend(rows);
+            out.extend(self.model.encode_images(pixels, chunk.len())?);
         }
         Ok(out)
     }
@@ -610,7 +604,7 @@ impl Run<'_> {
     fn mine(&self) -> Result<Vec<Vec<u64>>, TrainError> {
         let triplets = &self.split.triplets;
         let texts: Vec<String> = triplets.iter().map(|t| t.texts[0].clone()).collect();
-        let text_vectors = self.encode_texts(&texts)?;
+        let text_vectors = self.model.encode_texts(&texts)?;
         let candidates: Vec<u64> = triplets.iter().map(|t| t.candidate).collect();
         let reference_vectors: Vec<Vec<f32>> = if self.options.towers.image() {
             self.encode_images(&candidates)?
@@ -665,17 +659,7 @@ impl Run<'_> {
         validation: &Dataset,
         scratch: &Path,
     ) -> Result<crate::eval::EvalReport, TrainError> {
-        let texts: Vec<String> = validation
-            .categories()
-            .flat_map(|category| validation.triplets(category))
-            .map(|triplet| eval_query_text(&triplet.captions))
-            .collect();
-        let dim = self.index.dim();
-        let encoder = |batch: &[String]| {
-            self.encode_texts(batch)
-                .map_err(|e| -> crate::eval::BackendError { Box::new(e) })
-        };
-        let features = TextFeatures::encode(texts, dim, &encoder)?;
+        let features = validation_texts(self.model, validation)?;
         if !self.options.towers.image() {
             return evaluate_with_texts(validation, &features, self.index, Fusion::Sum);
         }

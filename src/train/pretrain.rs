@@ -23,7 +23,7 @@
 
 use super::finetune::{
     check_common_options, check_resumed_options, compute, finish_run, load_run_state,
-    save_checkpoint,
+    save_checkpoint, validation_texts,
 };
 use super::loss::masked_cross_entropy;
 use super::optim::{learning_rate, AdamW, ParamsAdamW};
@@ -31,11 +31,11 @@ use super::trainer::{
     evaluate_with_texts, progress_bar, scratch_index, write_json, EpochRecord, RunState, BEST_DIR,
     LAST_DIR,
 };
-use super::{TextFeatures, TrainError};
-use crate::encoder::trainable::{unit_rows, Tower, TrainableClip};
+use super::TrainError;
+use crate::encoder::trainable::{unit_rows, Tower, TrainableClip, ENCODE_CHUNK};
 use crate::encoder::EncoderOptions;
 use crate::fashioniq::{
-    eval_query_text, training_query_text, Category, Dataset, LoadOptions, Split, TrainingCaption,
+    training_query_text, Category, Dataset, LoadOptions, Split, TrainingCaption,
 };
 use crate::fusion::Fusion;
 use crate::index::ItemMeta;
@@ -59,8 +59,6 @@ const COMPOSED_SCALE: &str = "composed_logit_scale";
 const MAX_LOGIT_SCALE: f32 = 100.0;
 /// Attempts at finding a target for a reference before it is left out of the step.
 const TARGET_ATTEMPTS: usize = 20;
-/// Images or texts per forward pass when encoding for validation.
-const ENCODE_CHUNK: usize = 256;
 
 /// How to train.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -186,7 +184,7 @@ pub fn pretrain_on_synthetic(
         value: format!("{}: {e}", data.display()),
     })?;
     let model = TrainableClip::load(resume.unwrap_or(model_dir), encoder_options)?;
-    let train = TrainImages::load(&model, data, &attributes, Split::Train)?;
+    let train = SplitImages::load(&model, data, &attributes, Split::Train)?;
     let validation = Dataset::load(
         data,
         &Category::ALL,
@@ -197,11 +195,7 @@ pub fn pretrain_on_synthetic(
         name: "validation split",
         value: e.to_string(),
     })?;
-    let val_images: Vec<&ImageRecord> = attributes
-        .images
-        .iter()
-        .filter(|record| record.split == Split::Val)
-        .collect();
+    let val_images = SplitImages::load(&model, data, &attributes, Split::Val)?;
 
     let composed_scale = Var::new(model.logit_scale_init(), &candle_core::Device::Cpu)
         .map_err(compute("creating the composed temperature"))?;
@@ -273,13 +267,14 @@ pub fn pretrain_on_synthetic(
                 options.warmup_steps,
                 options.learning_rate,
             ));
-            let outcome = run.step(refs, &mut optimizer, &mut state.rng, options)?;
+            let outcome = run.step(
+                refs,
+                &mut optimizer,
+                &mut state.rng,
+                options,
+                state.optimizer_steps,
+            )?;
             if let Some(loss) = outcome {
-                if !(loss.composed + loss.image_text).is_finite() {
-                    return Err(TrainError::NonFiniteLoss {
-                        step: state.optimizer_steps,
-                    });
-                }
                 loss_sum += loss.composed + loss.image_text;
                 references += loss.references;
                 progress.set_message(format!(
@@ -298,7 +293,7 @@ pub fn pretrain_on_synthetic(
         let report = match validate {
             true => {
                 progress.set_message("validating");
-                Some(run.validate(&validation, &val_images, data, &attributes.options, out)?)
+                Some(run.validate(&validation, &val_images, out)?)
             }
             false => None,
         };
@@ -356,8 +351,11 @@ fn check_options(options: &PretrainOptions) -> Result<(), TrainError> {
     Ok(())
 }
 
-/// One split's images, preprocessed, with their attributes.
-struct TrainImages {
+/// One split's images, preprocessed once, with their names, files and attributes.
+struct SplitImages {
+    names: Vec<String>,
+    /// The image files (recorded as the validation index's item sources).
+    sources: Vec<PathBuf>,
     attributes: Vec<Attributes>,
     /// Images by their exact attributes (where targets and negatives are drawn from).
     by_attributes: HashMap<Attributes, Vec<usize>>,
@@ -366,13 +364,13 @@ struct TrainImages {
     per_image: usize,
 }
 
-impl TrainImages {
+impl SplitImages {
     fn load(
         model: &TrainableClip,
         root: &Path,
         file: &AttributeFile,
         split: Split,
-    ) -> Result<TrainImages, TrainError> {
+    ) -> Result<SplitImages, TrainError> {
         let records: Vec<&ImageRecord> = file
             .images
             .iter()
@@ -389,16 +387,22 @@ impl TrainImages {
             });
         }
         let preprocessor = model.preprocessor();
-        let loaded: Vec<Vec<f32>> = records
+        let sources: Vec<PathBuf> = records
+            .iter()
+            .map(|record| image_path(root, &file.options, record))
+            .collect();
+        let loaded: Vec<Vec<f32>> = sources
             .par_iter()
-            .map(|record| preprocessor.load(&image_path(root, &file.options, record)))
+            .map(|path| preprocessor.load(path))
             .collect::<Result<_, _>>()?;
         let per_image = preprocessor.output_len();
         let mut by_attributes: HashMap<Attributes, Vec<usize>> = HashMap::new();
         for (i, record) in records.iter().enumerate() {
             by_attributes.entry(record.attributes).or_default().push(i);
         }
-        Ok(TrainImages {
+        Ok(SplitImages {
+            names: records.iter().map(|record| record.name.clone()).collect(),
+            sources,
             attributes: records.iter().map(|record| record.attributes).collect(),
             by_attributes,
             pixels: loaded.concat(),
@@ -445,7 +449,7 @@ struct StepLoss {
 
 struct Pretrainer<'a> {
     model: &'a TrainableClip,
-    train: &'a TrainImages,
+    train: &'a SplitImages,
     difficulty: crate::synth::Difficulty,
     composed_scale: &'a Var,
     logit_scale: &'a Var,
@@ -489,7 +493,8 @@ impl Pretrainer<'_> {
         out
     }
 
-    fn tokenize(&mut self, texts: &[String]) -> Result<Vec<Vec<u32>>, TrainError> {
+    /// Tokenizes the texts not seen before (the captions repeat across steps).
+    fn tokenize_new(&mut self, texts: &[String]) -> Result<(), TrainError> {
         let missing: Vec<&str> = texts
             .iter()
             .filter(|text| !self.tokens.contains_key(*text))
@@ -501,16 +506,17 @@ impl Pretrainer<'_> {
                 self.tokens.insert((*text).to_owned(), ids);
             }
         }
-        Ok(texts.iter().map(|text| self.tokens[text].clone()).collect())
+        Ok(())
     }
 
-    /// One optimizer step on `references`; `None` when fewer than two found a target.
+    /// Optimizer step number `step` on `references`; `None` when fewer than two found a target.
     fn step(
         &mut self,
         references: &[usize],
         optimizer: &mut AdamW,
         rng: &mut SplitMix64,
         options: &PretrainOptions,
+        step: u64,
     ) -> Result<Option<StepLoss>, TrainError> {
         let batch = self.compose(references, rng);
         let n = batch.len();
@@ -531,8 +537,11 @@ impl Pretrainer<'_> {
                 .iter()
                 .map(|garment| absolute_caption(garment, self.difficulty, rng)),
         );
-        let ids = self.tokenize(&texts)?;
-        let sequences: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
+        self.tokenize_new(&texts)?;
+        let sequences: Vec<&[u32]> = texts
+            .iter()
+            .map(|text| self.tokens[text].as_slice())
+            .collect();
 
         let images = self
             .model
@@ -594,7 +603,7 @@ impl Pretrainer<'_> {
             references: n,
         };
         if !(loss.composed + loss.image_text).is_finite() {
-            return Ok(Some(loss));
+            return Err(TrainError::NonFiniteLoss { step });
         }
         let grads = (composed + image_text)
             .and_then(|total| total.backward())
@@ -608,64 +617,36 @@ impl Pretrainer<'_> {
     /// The FashionIQ protocol on the tree's val split with sum fusion and the current model: its images
     /// encoded into a scratch index under `out`, its evaluation texts by the current text tower.
     fn validate(
-        &mut self,
+        &self,
         validation: &Dataset,
-        images: &[&ImageRecord],
-        root: &Path,
-        synth: &SynthOptions,
+        images: &SplitImages,
         out: &Path,
     ) -> Result<crate::eval::EvalReport, TrainError> {
-        let model = self.model;
-        let preprocessor = model.preprocessor();
-        let frozen = model.blocks(Tower::Image);
-        let mut vectors: Vec<Vec<f32>> = Vec::with_capacity(images.len());
-        for chunk in images.chunks(ENCODE_CHUNK) {
-            let pixels: Vec<Vec<f32>> = chunk
-                .par_iter()
-                .map(|record| preprocessor.load(&image_path(root, synth, record)))
-                .collect::<Result<_, _>>()?;
-            let rows = model
-                .image_embeddings(pixels.concat(), chunk.len(), frozen)
-                .and_then(|t| t.detach().to_vec2::<f32>())
-                .map_err(compute("encoding validation images"))?;
-            vectors.extend(rows);
+        let all: Vec<usize> = (0..images.names.len()).collect();
+        let mut vectors: Vec<Vec<f32>> = Vec::with_capacity(all.len());
+        for chunk in all.chunks(ENCODE_CHUNK) {
+            vectors.extend(
+                self.model
+                    .encode_images(images.gather(chunk), chunk.len())?,
+            );
         }
-        let metas: Vec<ItemMeta> = images
-            .iter()
-            .map(|record| ItemMeta {
-                category: record.attributes.category.as_str().to_owned(),
-                source: image_path(root, synth, record).display().to_string(),
+        let metas: Vec<ItemMeta> = (0..all.len())
+            .map(|i| ItemMeta {
+                category: images.attributes[i].category.as_str().to_owned(),
+                source: images.sources[i].display().to_string(),
             })
             .collect();
         let index = scratch_index(
             &out.join("validation-index"),
-            model.dim(),
+            self.model.dim(),
             images
+                .names
                 .iter()
                 .zip(&vectors)
                 .zip(&metas)
-                .map(|((record, vector), meta)| (record.name.as_str(), vector.as_slice(), meta)),
+                .map(|((name, vector), meta)| (name.as_str(), vector.as_slice(), meta)),
         )?;
-        let texts: Vec<String> = validation
-            .categories()
-            .flat_map(|category| validation.triplets(category))
-            .map(|triplet| eval_query_text(&triplet.captions))
-            .collect();
-        let text_frozen = model.blocks(Tower::Text);
-        let encoder = |batch: &[String]| -> Result<Vec<Vec<f32>>, crate::eval::BackendError> {
-            let refs: Vec<&str> = batch.iter().map(String::as_str).collect();
-            let ids = model.tokenize(&refs)?;
-            let mut out = Vec::with_capacity(batch.len());
-            for chunk in ids.chunks(ENCODE_CHUNK) {
-                let sequences: Vec<&[u32]> = chunk.iter().map(Vec::as_slice).collect();
-                let rows = model
-                    .text_embeddings(&sequences, text_frozen)
-                    .and_then(|t| t.detach().to_vec2::<f32>())?;
-                out.extend(rows);
-            }
-            Ok(out)
-        };
-        let features = TextFeatures::encode(texts, model.dim(), &encoder)?;
+        let features = validation_texts(self.model, validation)?;
         evaluate_with_texts(validation, &features, &index, Fusion::Sum)
     }
 }
