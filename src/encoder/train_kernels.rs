@@ -10,7 +10,9 @@
 //! the bias added in the same buffer. Other devices and types keep candle's ops.
 
 use crate::blas::{gemm, Operand};
-use candle_core::{bail, CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Tensor, D};
+use candle_core::{
+    bail, CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Storage, Tensor, D,
+};
 
 /// Layer norm over the last dimension: `(x − mean) / sqrt(var + eps) · weight + bias`.
 pub(crate) fn layer_norm(xs: &Tensor, weight: &Tensor, bias: &Tensor, eps: f32) -> Result<Tensor> {
@@ -64,9 +66,26 @@ fn slice<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> Result<&'a
     }
 }
 
-/// A tensor's values, contiguous.
-fn values(xs: &Tensor) -> Result<Vec<f32>> {
-    xs.flatten_all()?.to_vec1::<f32>()
+/// Calls `f` with the values of CPU f32 `tensors`, read in place: the backward passes get the forward's
+/// contiguous inputs and outputs and candle's gradients, which are contiguous too, so nothing is copied
+/// (anything else is made contiguous first).
+fn with_values<const N: usize, R>(
+    tensors: [&Tensor; N],
+    f: impl FnOnce([&[f32]; N]) -> Result<R>,
+) -> Result<R> {
+    let contiguous = tensors
+        .iter()
+        .map(|tensor| tensor.contiguous())
+        .collect::<Result<Vec<_>>>()?;
+    let guards: Vec<_> = contiguous.iter().map(Tensor::storage_and_layout).collect();
+    let mut values: [&[f32]; N] = [&[]; N];
+    for (slot, (storage, layout)) in values.iter_mut().zip(&guards) {
+        let Storage::Cpu(storage) = &**storage else {
+            bail!("fiq's training kernels run on the CPU only")
+        };
+        *slot = slice(storage, layout, "backward input")?;
+    }
+    f(values)
 }
 
 struct Linear;
@@ -120,36 +139,37 @@ impl CustomOp3 for Linear {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (rows, inputs) = xs.dims2()?;
         let outputs = weight.dim(0)?;
-        let (x, w, dy) = (values(xs)?, values(weight)?, values(grad)?);
-        // dx = dy · W (rows × in); dW = dyᵀ · x (out × in); db = column sums of dy.
-        let mut dx = vec![0f32; rows * inputs];
-        gemm(
-            Operand::Plain(&dy),
-            Operand::Plain(&w),
-            (rows, inputs, outputs),
-            &mut dx,
-            false,
-        );
-        let mut dw = vec![0f32; outputs * inputs];
-        gemm(
-            Operand::Transposed(&dy),
-            Operand::Plain(&x),
-            (outputs, inputs, rows),
-            &mut dw,
-            false,
-        );
-        let mut db = vec![0f32; outputs];
-        for row in dy.chunks_exact(outputs) {
-            for (sum, &g) in db.iter_mut().zip(row) {
-                *sum += g;
-            }
-        }
         let device = xs.device();
-        Ok((
-            Some(Tensor::from_vec(dx, (rows, inputs), device)?),
-            Some(Tensor::from_vec(dw, (outputs, inputs), device)?),
-            Some(Tensor::from_vec(db, outputs, device)?),
-        ))
+        with_values([xs, weight, grad], |[x, w, dy]| {
+            // dx = dy · W (rows × in); dW = dyᵀ · x (out × in); db = column sums of dy.
+            let mut dx = vec![0f32; rows * inputs];
+            gemm(
+                Operand::Plain(dy),
+                Operand::Plain(w),
+                (rows, inputs, outputs),
+                &mut dx,
+                false,
+            );
+            let mut dw = vec![0f32; outputs * inputs];
+            gemm(
+                Operand::Transposed(dy),
+                Operand::Plain(x),
+                (outputs, inputs, rows),
+                &mut dw,
+                false,
+            );
+            let mut db = vec![0f32; outputs];
+            for row in dy.chunks_exact(outputs) {
+                for (sum, &g) in db.iter_mut().zip(row) {
+                    *sum += g;
+                }
+            }
+            Ok((
+                Some(Tensor::from_vec(dx, (rows, inputs), device)?),
+                Some(Tensor::from_vec(dw, (outputs, inputs), device)?),
+                Some(Tensor::from_vec(db, outputs, device)?),
+            ))
+        })
     }
 }
 
@@ -210,42 +230,41 @@ impl CustomOp3 for LayerNorm {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let x = values(xs)?;
-        let w = values(weight)?;
-        let dy = values(grad)?;
-        let width = w.len();
-        let mut dx = vec![0f32; x.len()];
-        let mut dw = vec![0f32; width];
-        let mut db = vec![0f32; width];
-        let mut dxhat = vec![0f32; width];
-        for ((row, dy), dx) in x
-            .chunks_exact(width)
-            .zip(dy.chunks_exact(width))
-            .zip(dx.chunks_exact_mut(width))
-        {
-            let (mean, rstd) = self.statistics(row);
-            // With x̂ = (x − mean)·rstd and g = dy·w: dx = rstd·(g − mean(g) − x̂·mean(g·x̂)).
-            let (mut sum_g, mut sum_gx) = (0f32, 0f32);
-            for i in 0..width {
-                let xhat = (row[i] - mean) * rstd;
-                dw[i] += dy[i] * xhat;
-                db[i] += dy[i];
-                dxhat[i] = dy[i] * w[i];
-                sum_g += dxhat[i];
-                sum_gx += dxhat[i] * xhat;
-            }
-            let (mean_g, mean_gx) = (sum_g / width as f32, sum_gx / width as f32);
-            for i in 0..width {
-                let xhat = (row[i] - mean) * rstd;
-                dx[i] = rstd * (dxhat[i] - mean_g - xhat * mean_gx);
-            }
-        }
         let device = xs.device();
-        Ok((
-            Some(Tensor::from_vec(dx, xs.shape(), device)?),
-            Some(Tensor::from_vec(dw, weight.shape(), device)?),
-            Some(Tensor::from_vec(db, weight.shape(), device)?),
-        ))
+        with_values([xs, weight, grad], |[x, w, dy]| {
+            let width = w.len();
+            let mut dx = vec![0f32; x.len()];
+            let mut dw = vec![0f32; width];
+            let mut db = vec![0f32; width];
+            let mut dxhat = vec![0f32; width];
+            for ((row, dy), dx) in x
+                .chunks_exact(width)
+                .zip(dy.chunks_exact(width))
+                .zip(dx.chunks_exact_mut(width))
+            {
+                let (mean, rstd) = self.statistics(row);
+                // With x̂ = (x − mean)·rstd and g = dy·w: dx = rstd·(g − mean(g) − x̂·mean(g·x̂)).
+                let (mut sum_g, mut sum_gx) = (0f32, 0f32);
+                for i in 0..width {
+                    let xhat = (row[i] - mean) * rstd;
+                    dw[i] += dy[i] * xhat;
+                    db[i] += dy[i];
+                    dxhat[i] = dy[i] * w[i];
+                    sum_g += dxhat[i];
+                    sum_gx += dxhat[i] * xhat;
+                }
+                let (mean_g, mean_gx) = (sum_g / width as f32, sum_gx / width as f32);
+                for i in 0..width {
+                    let xhat = (row[i] - mean) * rstd;
+                    dx[i] = rstd * (dxhat[i] - mean_g - xhat * mean_gx);
+                }
+            }
+            Ok((
+                Some(Tensor::from_vec(dx, xs.shape(), device)?),
+                Some(Tensor::from_vec(dw, weight.shape(), device)?),
+                Some(Tensor::from_vec(db, weight.shape(), device)?),
+            ))
+        })
     }
 }
 
@@ -269,16 +288,15 @@ impl CustomOp1 for QuickGelu {
 
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         // d/dx x·σ(ax) = σ(ax) + a·x·σ(ax)·(1 − σ(ax)).
-        let x = values(arg)?;
-        let dy = values(grad)?;
-        let dx = x
-            .iter()
-            .zip(&dy)
-            .map(|(&x, &dy)| {
-                let g = gate(x);
-                dy * (g + 1.702 * x * g * (1.0 - g))
-            })
-            .collect();
+        let dx = with_values([arg, grad], |[x, dy]| {
+            Ok(x.iter()
+                .zip(dy)
+                .map(|(&x, &dy)| {
+                    let g = gate(x);
+                    dy * (g + 1.702 * x * g * (1.0 - g))
+                })
+                .collect())
+        })?;
         Ok(Some(Tensor::from_vec(dx, arg.shape(), arg.device())?))
     }
 }
@@ -311,20 +329,21 @@ impl CustomOp1 for Softmax {
 
     fn bwd(&self, _arg: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         // dx = y·(dy − Σ dy·y), row by row.
-        let y = values(res)?;
-        let dy = values(grad)?;
         let width = res.dims().last().copied().unwrap_or(1);
-        let mut dx = vec![0f32; y.len()];
-        for ((y, dy), dx) in y
-            .chunks_exact(width)
-            .zip(dy.chunks_exact(width))
-            .zip(dx.chunks_exact_mut(width))
-        {
-            let dot: f32 = y.iter().zip(dy).map(|(y, dy)| y * dy).sum();
-            for ((dx, &y), &dy) in dx.iter_mut().zip(y).zip(dy) {
-                *dx = y * (dy - dot);
+        let dx = with_values([res, grad], |[y, dy]| {
+            let mut dx = vec![0f32; y.len()];
+            for ((y, dy), dx) in y
+                .chunks_exact(width)
+                .zip(dy.chunks_exact(width))
+                .zip(dx.chunks_exact_mut(width))
+            {
+                let dot: f32 = y.iter().zip(dy).map(|(y, dy)| y * dy).sum();
+                for ((dx, &y), &dy) in dx.iter_mut().zip(y).zip(dy) {
+                    *dx = y * (dy - dot);
+                }
             }
-        }
+            Ok(dx)
+        })?;
         Ok(Some(Tensor::from_vec(dx, res.shape(), res.device())?))
     }
 }
@@ -341,8 +360,12 @@ mod tests {
         Var::from_tensor(&Tensor::from_vec(data, shape, &Device::Cpu).unwrap()).unwrap()
     }
 
+    fn values(xs: &Tensor) -> Vec<f32> {
+        xs.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    }
+
     fn assert_close(ours: &Tensor, theirs: &Tensor, what: &str) {
-        let (a, b) = (values(ours).unwrap(), values(theirs).unwrap());
+        let (a, b) = (values(ours), values(theirs));
         assert_eq!(a.len(), b.len());
         let worst = a
             .iter()
@@ -352,9 +375,20 @@ mod tests {
         assert!(worst < 2e-5, "{what}: largest difference {worst}");
     }
 
-    /// A loss that weights every output differently, so each gradient entry is tested.
-    fn weighted_sum(ys: &Tensor, weights: &Var) -> Tensor {
-        (ys * weights.as_tensor()).unwrap().sum_all().unwrap()
+    /// Asserts that `ours` equals `theirs` (candle's ops on the same inputs) and that the gradients of
+    /// both with respect to each of `inputs` agree, under a loss that weights every output differently
+    /// (so each gradient entry is tested).
+    fn assert_same_function(ours: &Tensor, theirs: &Tensor, inputs: &[(&Var, &str)]) {
+        assert_close(ours, theirs, "forward");
+        let weights = random(ours.dims(), 99);
+        let loss = |ys: &Tensor| (ys * weights.as_tensor()).unwrap().sum_all().unwrap();
+        let (g1, g2) = (
+            loss(ours).backward().unwrap(),
+            loss(theirs).backward().unwrap(),
+        );
+        for (var, name) in inputs {
+            assert_close(g1.get(var).unwrap(), g2.get(var).unwrap(), name);
+        }
     }
 
     #[test]
@@ -362,17 +396,15 @@ mod tests {
         let x = random(&[3, 5, 16], 1);
         let w = random(&[16], 2);
         let b = random(&[16], 3);
-        let weights = random(&[3, 5, 16], 4);
         let ours = layer_norm(x.as_tensor(), w.as_tensor(), b.as_tensor(), 1e-5).unwrap();
         let theirs =
             candle_nn::ops::layer_norm_slow(x.as_tensor(), w.as_tensor(), b.as_tensor(), 1e-5)
                 .unwrap();
-        assert_close(&ours, &theirs, "forward");
-        let g1 = weighted_sum(&ours, &weights).backward().unwrap();
-        let g2 = weighted_sum(&theirs, &weights).backward().unwrap();
-        for (var, name) in [(&x, "dx"), (&w, "dweight"), (&b, "dbias")] {
-            assert_close(g1.get(var).unwrap(), g2.get(var).unwrap(), name);
-        }
+        assert_same_function(
+            &ours,
+            &theirs,
+            &[(&x, "dx"), (&w, "dweight"), (&b, "dbias")],
+        );
     }
 
     #[test]
@@ -380,7 +412,6 @@ mod tests {
         let x = random(&[6, 5], 7);
         let w = random(&[4, 5], 8);
         let b = random(&[4], 9);
-        let weights = random(&[6, 4], 10);
         let ours = linear(x.as_tensor(), w.as_tensor(), b.as_tensor()).unwrap();
         let theirs = x
             .as_tensor()
@@ -388,37 +419,28 @@ mod tests {
             .unwrap()
             .broadcast_add(b.as_tensor())
             .unwrap();
-        assert_close(&ours, &theirs, "forward");
-        let g1 = weighted_sum(&ours, &weights).backward().unwrap();
-        let g2 = weighted_sum(&theirs, &weights).backward().unwrap();
-        for (var, name) in [(&x, "dx"), (&w, "dweight"), (&b, "dbias")] {
-            assert_close(g1.get(var).unwrap(), g2.get(var).unwrap(), name);
-        }
+        assert_same_function(
+            &ours,
+            &theirs,
+            &[(&x, "dx"), (&w, "dweight"), (&b, "dbias")],
+        );
     }
 
     #[test]
     fn quick_gelu_and_its_gradient_match_candles_composed_ops() {
         let x = random(&[4, 9], 11);
-        let weights = random(&[4, 9], 12);
         let ours = quick_gelu(x.as_tensor()).unwrap();
         let theirs = (x.as_tensor()
             * candle_nn::ops::sigmoid(&(x.as_tensor() * 1.702).unwrap()).unwrap())
         .unwrap();
-        assert_close(&ours, &theirs, "forward");
-        let g1 = weighted_sum(&ours, &weights).backward().unwrap();
-        let g2 = weighted_sum(&theirs, &weights).backward().unwrap();
-        assert_close(g1.get(&x).unwrap(), g2.get(&x).unwrap(), "dx");
+        assert_same_function(&ours, &theirs, &[(&x, "dx")]);
     }
 
     #[test]
     fn softmax_and_its_gradient_match_candles_composed_ops() {
         let x = random(&[2, 3, 7], 5);
-        let weights = random(&[2, 3, 7], 6);
         let ours = softmax_last_dim(x.as_tensor()).unwrap();
         let theirs = candle_nn::ops::softmax(x.as_tensor(), D::Minus1).unwrap();
-        assert_close(&ours, &theirs, "forward");
-        let g1 = weighted_sum(&ours, &weights).backward().unwrap();
-        let g2 = weighted_sum(&theirs, &weights).backward().unwrap();
-        assert_close(g1.get(&x).unwrap(), g2.get(&x).unwrap(), "dx");
+        assert_same_function(&ours, &theirs, &[(&x, "dx")]);
     }
 }
