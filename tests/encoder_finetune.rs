@@ -9,7 +9,8 @@ use fiq::index::Index;
 use fiq::pipeline::{build_catalog, BuildOptions};
 use fiq::synth::{Difficulty, SynthOptions};
 use fiq::train::{
-    evaluate_fusion, fine_tune_encoder, FineTuneData, FineTuneOptions, TunedTowers, Validation,
+    evaluate_fusion, fine_tune_encoder, FineTuneData, FineTuneOptions, Mining, TunedTowers,
+    Validation,
 };
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -73,8 +74,11 @@ fn options(towers: TunedTowers, epochs: usize) -> FineTuneOptions {
         batch_size: 32,
         learning_rate: 1e-4,
         warmup_steps: 2,
-        mined_negatives: 4,
-        mine_every: 1,
+        mining: Mining {
+            negatives: 4,
+            every: 1,
+            ..Mining::default()
+        },
         seed: 5,
         ..FineTuneOptions::default()
     }
@@ -148,9 +152,15 @@ fn a_resumed_run_is_bit_for_bit_the_uninterrupted_one() {
         index: &index,
     };
     let whole = tempfile::tempdir().unwrap();
+    let base = options(TunedTowers::Text, 2);
+    // Negatives drawn from a pool at every mining: the second epoch's draw must be the same resumed.
     let options = FineTuneOptions {
         trainable_blocks: Some(1),
-        ..options(TunedTowers::Text, 2)
+        mining: Mining {
+            pool: 8,
+            ..base.mining
+        },
+        ..base
     };
     let straight = fine_tune_encoder(
         &default_model(),
@@ -232,10 +242,14 @@ fn an_image_tower_run_makes_a_model_the_old_index_refuses() {
         validation: Some(&validation),
         index: &index,
     };
+    let base = options(TunedTowers::Both, 1);
     let options = FineTuneOptions {
         trainable_blocks: Some(1),
-        mined_negatives: 2,
-        ..options(TunedTowers::Both, 1)
+        mining: Mining {
+            negatives: 2,
+            ..base.mining
+        },
+        ..base
     };
     let summary = fine_tune_encoder(
         &default_model(),

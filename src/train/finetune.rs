@@ -15,11 +15,11 @@
 
 use super::data::{ResolvedSplit, ResolvedTriplet, TextFeatures};
 use super::loss::{contrastive_loss, LossOptions, MinedBatch};
-use super::miner::{mine_hard_negatives, MiningQuery};
+use super::miner::{mine_hard_negatives, Mining, MiningQuery};
 use super::optim::{learning_rate, AdamW, ParamsAdamW};
 use super::trainer::{
-    checkpoint_error, evaluate_with_texts, progress_bar, scratch_index, write_json, EpochRecord,
-    RunState, BEST_DIR, LAST_DIR,
+    check_common_options, checkpoint_error, evaluate_with_texts, progress_bar, scratch_index,
+    write_json, EpochRecord, RunState, BEST_DIR, LAST_DIR,
 };
 use super::TrainError;
 use crate::encoder::trainable::{unit_rows, Tower, TrainableClip, ENCODE_CHUNK};
@@ -103,14 +103,9 @@ pub struct FineTuneOptions {
     pub logit_scale: f32,
     /// Hard-negative concentration β of the in-batch and mined negatives; 0 weights them equally.
     pub hard_negative_beta: f32,
-    /// Negatives mined from the index per query; 0 turns mining off.
-    pub mined_negatives: usize,
-    /// Mining is refreshed every this many epochs.
-    pub mine_every: usize,
-    /// Positive-aware mining: only items scoring below this fraction of the target's score are mined
-    /// (NV-Retriever uses 0.95); `None` mines the nearest items whatever their score.
-    #[serde(default)]
-    pub mine_below_target: Option<f32>,
+    /// Hard negatives mined from the index (off by default).
+    #[serde(flatten)]
+    pub mining: Mining,
     /// Draw one of CLIP4Cir's four caption variants per triplet and step; off uses the evaluation text.
     pub caption_augmentation: bool,
     /// Seeds shuffling and caption draws.
@@ -136,9 +131,7 @@ impl Default for FineTuneOptions {
             max_grad_norm: 1.0,
             logit_scale: 100.0,
             hard_negative_beta: 0.0,
-            mined_negatives: 0,
-            mine_every: 2,
-            mine_below_target: None,
+            mining: Mining::default(),
             caption_augmentation: true,
             seed: 0,
             progress: false,
@@ -301,11 +294,9 @@ pub fn fine_tune_encoder(
         .unwrap_or(options.epochs)
         .min(options.epochs);
     for epoch in state.epochs_done..last_epoch {
-        if options.mined_negatives > 0
-            && (epoch % options.mine_every == 0 || state.mined.is_empty())
-        {
+        if options.mining.due(epoch, !state.mined.is_empty()) {
             progress.set_message("mining hard negatives");
-            state.mined = run.mine()?;
+            state.mined = run.mine(Mining::draw_seed(options.seed, epoch))?;
         }
         let mut order: Vec<usize> = (0..split.triplets.len()).collect();
         state.rng.shuffle(&mut order);
@@ -375,9 +366,7 @@ fn check_options(options: &FineTuneOptions) -> Result<(), TrainError> {
     )?;
     let invalid =
         |name: &'static str, value: String| Err(TrainError::InvalidOption { name, value });
-    if options.mine_every == 0 {
-        return invalid("mine every", "0".into());
-    }
+    options.mining.check()?;
     if options.trainable_blocks == Some(0) {
         return invalid("trainable blocks", "0 (nothing would train)".into());
     }
@@ -534,7 +523,7 @@ impl Run<'_> {
             .collect();
         let candidates: Vec<u64> = triplets.iter().map(|t| t.candidate).collect();
         let target_ids: Vec<u64> = triplets.iter().map(|t| t.target).collect();
-        let per_query = self.options.mined_negatives;
+        let per_query = self.options.mining.negatives;
         let mut mined_ids = Vec::new();
         let mut valid = Vec::new();
         if per_query > 0 {
@@ -601,7 +590,7 @@ impl Run<'_> {
 
     /// Each triplet's nearest gallery items (not its target) to its query made by the current model with
     /// the evaluation text, by exact search over the index's vectors.
-    fn mine(&self) -> Result<Vec<Vec<u64>>, TrainError> {
+    fn mine(&self, draw_seed: u64) -> Result<Vec<Vec<u64>>, TrainError> {
         let triplets = &self.split.triplets;
         let texts: Vec<String> = triplets.iter().map(|t| t.texts[0].clone()).collect();
         let text_vectors = self.model.encode_texts(&texts)?;
@@ -642,8 +631,8 @@ impl Run<'_> {
             self.index,
             &queries,
             &self.split.galleries,
-            self.options.mined_negatives,
-            self.options.mine_below_target,
+            &self.options.mining,
+            draw_seed,
         )
         .map_err(|source| TrainError::Index {
             context: "mining hard negatives",
@@ -801,28 +790,4 @@ pub(super) fn finish_run(out: &Path, best_epoch: Option<usize>) -> (PathBuf, Pat
         None => last_model.clone(),
     };
     (best_model, last_model)
-}
-
-/// The checks every training run makes on its basic options.
-pub(super) fn check_common_options(
-    epochs: usize,
-    batch_size: usize,
-    learning_rate: f64,
-    max_grad_norm: f64,
-) -> Result<(), TrainError> {
-    let invalid =
-        |name: &'static str, value: String| Err(TrainError::InvalidOption { name, value });
-    if epochs == 0 {
-        return invalid("epochs", "0".into());
-    }
-    if batch_size < 2 {
-        return invalid("batch size", batch_size.to_string());
-    }
-    if !(learning_rate > 0.0 && learning_rate.is_finite()) {
-        return invalid("learning rate", learning_rate.to_string());
-    }
-    if !(max_grad_norm > 0.0) {
-        return invalid("max grad norm", max_grad_norm.to_string());
-    }
-    Ok(())
 }

@@ -32,6 +32,7 @@ pub use finetune::{
 pub use loss::LossOptions;
 #[cfg(test)]
 pub(crate) use loss::{contrastive_loss, MinedBatch};
+pub use miner::Mining;
 #[cfg(test)]
 use miner::{mine_hard_negatives, MiningQuery};
 #[cfg(test)]

@@ -22,14 +22,13 @@
 //! run bit for bit.
 
 use super::finetune::{
-    check_common_options, check_resumed_options, compute, finish_run, load_run_state,
-    save_checkpoint, validation_texts,
+    check_resumed_options, compute, finish_run, load_run_state, save_checkpoint, validation_texts,
 };
 use super::loss::masked_cross_entropy;
 use super::optim::{learning_rate, AdamW, ParamsAdamW};
 use super::trainer::{
-    evaluate_with_texts, progress_bar, scratch_index, write_json, EpochRecord, RunState, BEST_DIR,
-    LAST_DIR,
+    check_common_options, evaluate_with_texts, progress_bar, scratch_index, write_json,
+    EpochRecord, RunState, BEST_DIR, LAST_DIR,
 };
 use super::TrainError;
 use crate::encoder::trainable::{unit_rows, Tower, TrainableClip, ENCODE_CHUNK};

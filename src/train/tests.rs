@@ -310,14 +310,124 @@ fn miner_returns_only_non_targets_of_the_gallery() {
             gallery: 1,
         },
     ];
-    let mined = mine_hard_negatives(&index, &queries, &galleries, 3, None).unwrap();
+    let nearest = |negatives, below_target| Mining {
+        negatives,
+        below_target,
+        ..Mining::default()
+    };
+    let mined = mine_hard_negatives(&index, &queries, &galleries, &nearest(3, None), 0).unwrap();
     // The target (nearest) is skipped; the next three by angle follow; gallery 1 has only two others.
     assert_eq!(mined, vec![vec![1, 2, 3], vec![6, 7]]);
     // Positive-aware: only items scoring below 0.9 of the target's score. Query 0's target scores 1, so
     // cos 10° and cos 20° (above 0.9) are dropped; query 1's target scores cos 50° = 0.643, and both
     // others (cos 60°, cos 70°) are below 0.579.
-    let aware = mine_hard_negatives(&index, &queries, &galleries, 3, Some(0.9)).unwrap();
+    let aware =
+        mine_hard_negatives(&index, &queries, &galleries, &nearest(3, Some(0.9)), 0).unwrap();
     assert_eq!(aware, vec![vec![3, 4, 5], vec![6, 7]]);
+    // A target the query ranks low (60°, score 0.5, ceiling 0.45): everything nearer is dropped and
+    // the search goes deeper until it finds the three below (70°, 80°, 90°).
+    let low = [MiningQuery {
+        query: &query,
+        target: 6,
+        gallery: 0,
+    }];
+    let deeper = mine_hard_negatives(&index, &low, &galleries, &nearest(3, Some(0.9)), 0).unwrap();
+    assert_eq!(deeper, vec![vec![7, 8, 9]]);
+
+    // A pool of 6: three of the six nearest non-targets (1..=6), in rank order, drawn again the same
+    // for the same seed; over many seeds every pool member is drawn and nothing outside it is.
+    let pooled = Mining {
+        pool: 6,
+        ..nearest(3, None)
+    };
+    let draw = |seed| mine_hard_negatives(&index, &queries, &galleries, &pooled, seed).unwrap();
+    let mut drawn = [0usize; 10];
+    let mut distinct = std::collections::BTreeSet::new();
+    for seed in 0..200 {
+        let mined = draw(seed);
+        assert_eq!(mined, draw(seed), "seed {seed} drew differently twice");
+        assert_eq!(mined[0].len(), 3);
+        assert!(
+            mined[0].windows(2).all(|pair| pair[0] < pair[1]),
+            "{mined:?}"
+        );
+        assert_eq!(
+            mined[1],
+            vec![6, 7],
+            "a pool deeper than the gallery keeps it all"
+        );
+        for &id in &mined[0] {
+            drawn[id as usize] += 1;
+        }
+        distinct.insert(mined[0].clone());
+    }
+    assert_eq!(drawn[0], 0, "the target was drawn");
+    assert!(
+        drawn[7..].iter().all(|&n| n == 0),
+        "drew outside the pool: {drawn:?}"
+    );
+    // Uniform: each of the six is drawn about 200 * 3 / 6 = 100 times.
+    assert!(
+        drawn[1..7].iter().all(|&n| (70..=130).contains(&n)),
+        "{drawn:?}"
+    );
+    assert!(
+        distinct.len() >= 15,
+        "only {} of the 20 subsets",
+        distinct.len()
+    );
+    // Positive-aware and pooled: the pool is the items below the ceiling (3..=8 for query 0).
+    let both = Mining {
+        below_target: Some(0.9),
+        ..pooled
+    };
+    for seed in 0..20 {
+        let mined = mine_hard_negatives(&index, &queries, &galleries, &both, seed).unwrap();
+        assert!(mined[0].iter().all(|id| (3..=8).contains(id)), "{mined:?}");
+    }
+}
+
+#[test]
+fn mining_options_are_checked() {
+    for (mining, name) in [
+        (
+            Mining {
+                every: 0,
+                ..Mining::default()
+            },
+            "mine every",
+        ),
+        (
+            Mining {
+                below_target: Some(f32::NAN),
+                ..Mining::default()
+            },
+            "mine below target",
+        ),
+        (
+            Mining {
+                below_target: Some(-0.5),
+                ..Mining::default()
+            },
+            "mine below target",
+        ),
+    ] {
+        match mining.check() {
+            Err(TrainError::InvalidOption { name: got, .. }) => assert_eq!(got, name),
+            other => panic!("{mining:?}: {other:?}"),
+        }
+    }
+    assert!(Mining {
+        below_target: Some(0.95),
+        pool: 50,
+        ..Mining::default()
+    }
+    .check()
+    .is_ok());
+    // Each epoch's draw has its own seed, the same every time it is asked for.
+    assert_ne!(Mining::draw_seed(1, 0), Mining::draw_seed(1, 2));
+    assert_ne!(Mining::draw_seed(1, 0), Mining::draw_seed(2, 0));
+    assert_eq!(Mining::draw_seed(1, 4), Mining::draw_seed(1, 4));
 }
 
 #[test]
@@ -430,8 +540,11 @@ fn training_lowers_the_loss_and_raises_recall_on_synthetic_data() {
             logit_scale: 30.0,
             hard_negative_beta: 0.0,
         },
-        mined_negatives: 8,
-        mine_every: 2,
+        mining: Mining {
+            negatives: 8,
+            every: 2,
+            ..Mining::default()
+        },
         ..TrainOptions::default()
     };
     let summary = train(
@@ -492,8 +605,13 @@ fn resuming_gives_the_same_model_as_an_uninterrupted_run() {
         batch_size: 16,
         learning_rate: 1e-3,
         warmup_steps: 3,
-        mined_negatives: 4,
-        mine_every: 1,
+        // A pool drawn afresh at every mining, positive-aware: the draws must resume too.
+        mining: Mining {
+            negatives: 4,
+            every: 1,
+            below_target: Some(0.95),
+            pool: 12,
+        },
         seed: 5,
         ..TrainOptions::default()
     };

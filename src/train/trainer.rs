@@ -2,7 +2,7 @@
 
 use super::data::{TrainingSet, Validation};
 use super::loss::{contrastive_loss, LossOptions, MinedBatch};
-use super::miner::{mine_hard_negatives, MiningQuery};
+use super::miner::{mine_hard_negatives, Mining, MiningQuery};
 use super::optim::{learning_rate, AdamW, ParamsAdamW};
 use super::TrainError;
 use crate::eval::{evaluate, EvalOptions, EvalReport};
@@ -44,13 +44,8 @@ pub struct TrainOptions {
     pub max_grad_norm: f64,
     /// Loss settings (logit scale, hard-negative weighting).
     pub loss: LossOptions,
-    /// Mined negatives per query added to the softmax; 0 turns mining off.
-    pub mined_negatives: usize,
-    /// Mining is refreshed every this many epochs (with the model of that moment).
-    pub mine_every: usize,
-    /// Positive-aware mining: only items scoring below this fraction of the target's score are mined
-    /// (NV-Retriever uses 0.95); `None` mines the nearest items whatever their score.
-    pub mine_below_target: Option<f32>,
+    /// Hard negatives mined from the index (off by default).
+    pub mining: Mining,
     /// Draw one of CLIP4Cir's four caption variants per triplet and step; off uses the evaluation text.
     pub caption_augmentation: bool,
     /// Seeds initialization, shuffling, caption draws and dropout.
@@ -72,9 +67,7 @@ impl Default for TrainOptions {
             warmup_steps: 50,
             max_grad_norm: 1.0,
             loss: LossOptions::default(),
-            mined_negatives: 0,
-            mine_every: 2,
-            mine_below_target: None,
+            mining: Mining::default(),
             caption_augmentation: true,
             seed: 0,
             progress: false,
@@ -235,17 +228,15 @@ pub fn train(
         .unwrap_or(options.epochs)
         .min(options.epochs);
     for epoch in state.epochs_done..last_epoch {
-        if options.mined_negatives > 0
-            && (epoch % options.mine_every == 0 || state.mined.is_empty())
-        {
+        if options.mining.due(epoch, !state.mined.is_empty()) {
             let model = snapshot(&options.model, &vars)?;
             state.mined = mine(
                 train,
                 index,
                 &image_rows,
                 &model,
-                options.mined_negatives,
-                options.mine_below_target,
+                &options.mining,
+                Mining::draw_seed(options.seed, epoch),
             )?;
         }
         let mut order: Vec<usize> = (0..train.examples.len()).collect();
@@ -312,31 +303,24 @@ pub fn train(
 }
 
 fn check_options(options: &TrainOptions, dim: usize) -> Result<(), TrainError> {
-    let invalid =
-        |name: &'static str, value: String| Err(TrainError::InvalidOption { name, value });
     if options.model.feature_dim != dim {
         return Err(TrainError::ModelDimension {
             model: options.model.feature_dim,
             index: dim,
         });
     }
-    if options.epochs == 0 {
-        return invalid("epochs", "0".into());
-    }
-    if options.batch_size < 2 {
-        return invalid("batch size", options.batch_size.to_string());
-    }
-    if options.mine_every == 0 {
-        return invalid("mine every", "0".into());
-    }
-    if !(options.learning_rate > 0.0 && options.learning_rate.is_finite()) {
-        return invalid("learning rate", options.learning_rate.to_string());
-    }
+    check_common_options(
+        options.epochs,
+        options.batch_size,
+        options.learning_rate,
+        options.max_grad_norm,
+    )?;
+    options.mining.check()?;
     if !(options.loss.logit_scale > 0.0 && options.loss.logit_scale.is_finite()) {
-        return invalid("logit scale", options.loss.logit_scale.to_string());
-    }
-    if !(options.max_grad_norm > 0.0) {
-        return invalid("max grad norm", options.max_grad_norm.to_string());
+        return Err(TrainError::InvalidOption {
+            name: "logit scale",
+            value: options.loss.logit_scale.to_string(),
+        });
     }
     Ok(())
 }
@@ -430,7 +414,7 @@ fn step(
         };
         text.extend_from_slice(train.texts.row(example.texts[variant]));
     }
-    let per_query = options.mined_negatives;
+    let per_query = options.mining.negatives;
     let mut mined = Vec::new();
     let mut valid = Vec::new();
     if per_query > 0 {
@@ -505,8 +489,8 @@ fn mine(
     index: &Index,
     images: &ImageRows<'_>,
     model: &Combiner,
-    per_query: usize,
-    below_target: Option<f32>,
+    mining: &Mining,
+    draw_seed: u64,
 ) -> Result<Vec<Vec<u64>>, TrainError> {
     let mut references = Vec::new();
     images.gather(train.examples.iter().map(|e| e.candidate), &mut references)?;
@@ -527,12 +511,12 @@ fn mine(
             gallery: example.gallery,
         })
         .collect();
-    mine_hard_negatives(index, &queries, &train.galleries, per_query, below_target).map_err(
-        |source| TrainError::Index {
+    mine_hard_negatives(index, &queries, &train.galleries, mining, draw_seed).map_err(|source| {
+        TrainError::Index {
             context: "mining hard negatives",
             source: Box::new(source),
-        },
-    )
+        }
+    })
 }
 
 /// The FashionIQ validation protocol with `fusion` (learned or closed-form), the index holding the images.
@@ -671,4 +655,28 @@ fn load_checkpoint(
 /// Where `train` writes the checkpoint it can resume from.
 pub fn last_checkpoint(out: &Path) -> PathBuf {
     out.join(LAST_DIR)
+}
+
+/// The checks every training run makes on its basic options.
+pub(super) fn check_common_options(
+    epochs: usize,
+    batch_size: usize,
+    learning_rate: f64,
+    max_grad_norm: f64,
+) -> Result<(), TrainError> {
+    let invalid =
+        |name: &'static str, value: String| Err(TrainError::InvalidOption { name, value });
+    if epochs == 0 {
+        return invalid("epochs", "0".into());
+    }
+    if batch_size < 2 {
+        return invalid("batch size", batch_size.to_string());
+    }
+    if !(learning_rate > 0.0 && learning_rate.is_finite()) {
+        return invalid("learning rate", learning_rate.to_string());
+    }
+    if !(max_grad_norm > 0.0) {
+        return invalid("max grad norm", max_grad_norm.to_string());
+    }
+    Ok(())
 }

@@ -10,9 +10,11 @@
 # BOTH_MINED (0: an image-tower step encodes every mined negative's image too, 5x the cost on a CPU),
 # KEEP=1 keeps the work folder, RESULTS=FILE also appends the rows there (to run seeds in parallel),
 # ROWS: which groups of rows to run (default "combiner text both"; "text-mined" alone runs only the
-# mined text row; the zero-shot rows always run), MINE_BELOW=F mines positive-aware (`--mine-below-target F`).
+# mined text row; the zero-shot rows always run), MINE_BELOW=F mines positive-aware (`--mine-below-target F`),
+# MINE_POOL=N draws the mined negatives at random from the N nearest (`--mine-pool N`).
 # COMBINER_OPTS: extra flags for the Combiner rows only (the tuned rows of BENCHMARKS.md use
 # "--logit-scale 10 --dropout 0.1" with EPOCHS=20; the defaults are CLIP4Cir's: scale 100, dropout 0.5).
+# TEXT_OPTS: extra flags for the text-tower rows only (e.g. "--logit-scale 25").
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bin=${1:-target/release/fiq-index}
@@ -28,10 +30,13 @@ both_epochs=${BOTH_EPOCHS:-5}
 both_mined=${BOTH_MINED:-0}
 mined=${MINED:-8}
 rows=" ${ROWS:-combiner text both} "
-mine_below=()
+mining_flags=()
 # shellcheck disable=SC2206
 combiner_opts=(${COMBINER_OPTS:-})
-[[ -z "${MINE_BELOW:-}" ]] || mine_below=(--mine-below-target "$MINE_BELOW")
+# shellcheck disable=SC2206
+text_opts=(${TEXT_OPTS:-})
+[[ -z "${MINE_BELOW:-}" ]] || mining_flags=(--mine-below-target "$MINE_BELOW")
+[[ -z "${MINE_POOL:-}" ]] || mining_flags+=(--mine-pool "$MINE_POOL")
 work=$(mktemp -d)
 [[ "${KEEP:-0}" == 1 ]] || trap 'rm -rf "$work"' EXIT
 # candle's CPU ops wait for their worker threads by spinning; on 2 cores shared with anything else that
@@ -76,17 +81,17 @@ for seed in "${seeds[@]}"; do
     "$bin" train --what combiner "${common[@]}" "${combiner_opts[@]}" --out "$dir/combiner" > "$dir/combiner.log" 2>&1
     row "$seed" "Combiner, unmined" $(best_of "$dir/combiner.log")
     "$bin" train --what combiner "${common[@]}" "${combiner_opts[@]}" --out "$dir/combiner-mined" --mined-negatives 16 \
-      "${mine_below[@]}" > "$dir/combiner-mined.log" 2>&1
+      "${mining_flags[@]}" > "$dir/combiner-mined.log" 2>&1
     row "$seed" "Combiner, mined" $(best_of "$dir/combiner-mined.log")
   fi
 
   if [[ "$rows" == *" text "* || "$rows" == *" text-mined "* ]]; then
     if [[ "$rows" == *" text "* ]]; then
-      "$bin" train --what text-encoder "${common[@]}" --lr "$text_lr" --out "$dir/text" > "$dir/text.log" 2>&1
+      "$bin" train --what text-encoder "${common[@]}" "${text_opts[@]}" --lr "$text_lr" --out "$dir/text" > "$dir/text.log" 2>&1
       row "$seed" "text tower fine-tuned, unmined" $(best_of "$dir/text.log")
     fi
-    "$bin" train --what text-encoder "${common[@]}" --lr "$text_lr" --out "$dir/text-mined" \
-      --mined-negatives "$mined" "${mine_below[@]}" > "$dir/text-mined.log" 2>&1
+    "$bin" train --what text-encoder "${common[@]}" "${text_opts[@]}" --lr "$text_lr" --out "$dir/text-mined" \
+      --mined-negatives "$mined" "${mining_flags[@]}" > "$dir/text-mined.log" 2>&1
     row "$seed" "text tower fine-tuned, mined" $(best_of "$dir/text-mined.log")
     # The text-tuned checkpoint answers the base model's index without a rebuild:
     "$bin" eval --fashioniq "$data" --index "$index" --split val --model "$dir/text-mined/best" \

@@ -10,8 +10,8 @@ use fiq::fashioniq::{Category, Dataset, LoadOptions, Split};
 use fiq::fusion::{CombinerConfig, LearnedFusionKind};
 use fiq::index::Index;
 use fiq::train::{
-    fine_tune_encoder, synthetic, train, FineTuneData, FineTuneOptions, LossOptions, TextCache,
-    TrainOptions, TrainingSet, TunedTowers, Validation,
+    fine_tune_encoder, synthetic, train, FineTuneData, FineTuneOptions, LossOptions, Mining,
+    TextCache, TrainOptions, TrainingSet, TunedTowers, Validation,
 };
 use std::path::PathBuf;
 
@@ -83,6 +83,11 @@ pub struct Args {
     /// Off by default: the nearest non-targets are mined.
     #[arg(long, value_name = "FRACTION")]
     pub mine_below_target: Option<f32>,
+    /// Draw the --mined-negatives at random from this many nearest candidates, a fresh draw at every
+    /// mining (ANCE draws from the top 200), instead of taking the nearest: fewer near-duplicates of the
+    /// target, more different negatives over a run. 0 takes the nearest.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub mine_pool: usize,
     /// Always use the evaluation text instead of CLIP4Cir's four caption variants.
     #[arg(long)]
     pub no_caption_augmentation: bool,
@@ -107,6 +112,17 @@ pub struct Args {
     /// built-in model.
     #[arg(long)]
     pub model: Option<PathBuf>,
+}
+
+impl Args {
+    fn mining(&self) -> Mining {
+        Mining {
+            negatives: self.mined_negatives,
+            every: self.mine_every,
+            below_target: self.mine_below_target,
+            pool: self.mine_pool,
+        }
+    }
 }
 
 /// `--what` values.
@@ -193,9 +209,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             logit_scale: args.logit_scale,
             hard_negative_beta: args.hard_negative_beta,
         },
-        mined_negatives: args.mined_negatives,
-        mine_every: args.mine_every,
-        mine_below_target: args.mine_below_target,
+        mining: args.mining(),
         caption_augmentation: !args.no_caption_augmentation,
         seed: args.seed,
         progress: true,
@@ -251,9 +265,7 @@ fn fine_tune(args: &Args, towers: TunedTowers) -> anyhow::Result<()> {
         max_grad_norm: args.max_grad_norm,
         logit_scale: args.logit_scale,
         hard_negative_beta: args.hard_negative_beta,
-        mined_negatives: args.mined_negatives,
-        mine_every: args.mine_every,
-        mine_below_target: args.mine_below_target,
+        mining: args.mining(),
         caption_augmentation: !args.no_caption_augmentation,
         seed: args.seed,
         progress: true,
