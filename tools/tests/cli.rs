@@ -428,10 +428,32 @@ fn default_model_and_trained_combiner_end_to_end() {
     // A rerun into the same folder reuses them; a cache made elsewhere is read as it is.
     let rerun = train(&combiner, &[]);
     assert!(rerun.contains("text vectors reused"), "{rerun}");
+    // (with negatives drawn from a pool, positive-aware)
     train(
         &tmp.path().join("from-cache"),
-        &["--text-features".as_ref(), cache.as_os_str()],
+        &[
+            "--text-features".as_ref(),
+            cache.as_os_str(),
+            "--mine-pool".as_ref(),
+            "8".as_ref(),
+            "--mine-below-target".as_ref(),
+            "0.95".as_ref(),
+        ],
     );
+    let refused = run_err(
+        bin()
+            .arg("train")
+            .arg("--fashioniq")
+            .arg(&data)
+            .arg("--index")
+            .arg(&index)
+            .arg("--out")
+            .arg(tmp.path().join("refused"))
+            .args(["--text-features"])
+            .arg(&cache)
+            .args(["--mined-negatives", "4", "--mine-below-target", "NaN"]),
+    );
+    assert!(refused.contains("mine below target"), "{refused}");
 
     let eval_combiner = || {
         let mut command = bin();
