@@ -376,8 +376,9 @@ fn default_model_and_trained_combiner_end_to_end() {
 
     // `train` encodes the texts itself with the index's model (the built-in one here) and keeps them.
     let combiner = tmp.path().join("combiner");
-    let train = |out: &Path, extra: &[&std::ffi::OsStr]| {
-        let output = bin()
+    let train_command = |out: &Path| {
+        let mut command = bin();
+        command
             .arg("train")
             .arg("--fashioniq")
             .arg(&data)
@@ -387,10 +388,11 @@ fn default_model_and_trained_combiner_end_to_end() {
             .arg(out)
             .args(["--epochs", "2", "--batch-size", "16", "--warmup", "2"])
             .args(["--projection-dim", "32", "--hidden-dim", "64"])
-            .args(["--mined-negatives", "4", "--mine-every", "1"])
-            .args(extra)
-            .output()
-            .unwrap();
+            .args(["--mined-negatives", "4", "--mine-every", "1"]);
+        command
+    };
+    let train = |out: &Path, extra: &[&std::ffi::OsStr]| {
+        let output = train_command(out).args(extra).output().unwrap();
         assert!(
             output.status.success(),
             "{}",
@@ -441,17 +443,10 @@ fn default_model_and_trained_combiner_end_to_end() {
         ],
     );
     let refused = run_err(
-        bin()
-            .arg("train")
-            .arg("--fashioniq")
-            .arg(&data)
-            .arg("--index")
-            .arg(&index)
-            .arg("--out")
-            .arg(tmp.path().join("refused"))
-            .args(["--text-features"])
+        train_command(&tmp.path().join("refused"))
+            .arg("--text-features")
             .arg(&cache)
-            .args(["--mined-negatives", "4", "--mine-below-target", "NaN"]),
+            .args(["--mine-below-target", "NaN"]),
     );
     assert!(refused.contains("mine below target"), "{refused}");
 
