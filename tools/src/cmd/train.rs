@@ -80,7 +80,9 @@ pub struct Args {
     pub mine_every: usize,
     /// Positive-aware mining: mine only items scoring below this fraction of the target's score (e.g.
     /// 0.95, as NV-Retriever does), so that near-equal answers to a partial caption are not pushed away.
-    /// Off by default: the nearest non-targets are mined.
+    /// While the model still ranks a target low these are the items just below it (semi-hard
+    /// negatives), however deep the search must go to find them. Off by default: the nearest
+    /// non-targets are mined.
     #[arg(long, value_name = "FRACTION")]
     pub mine_below_target: Option<f32>,
     /// Draw the --mined-negatives at random from this many nearest candidates, a fresh draw at every
