@@ -10,7 +10,8 @@
 # BOTH_MINED (0: an image-tower step encodes every mined negative's image too, 5x the cost on a CPU),
 # KEEP=1 keeps the work folder, RESULTS=FILE also appends the rows there (to run seeds in parallel),
 # ROWS: which groups of rows to run (default "combiner text both"; "text-mined" alone runs only the
-# mined text row; the zero-shot rows always run), MINE_BELOW=F mines positive-aware (`--mine-below-target F`),
+# mined text row; the zero-shot rows always run), MINE_BELOW=F sets `--mine-below-target F` (the mined
+# rows mine positive-aware at the CLI's default 0.95; MINE_BELOW=off mines the nearest),
 # MINE_POOL=N draws the mined negatives at random from the N nearest (`--mine-pool N`).
 # COMBINER_OPTS: extra flags for the Combiner rows only (the tuned rows of BENCHMARKS.md use
 # "--logit-scale 10 --dropout 0.1" with EPOCHS=20; the defaults are CLIP4Cir's: scale 100, dropout 0.5).

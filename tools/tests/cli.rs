@@ -430,7 +430,7 @@ fn default_model_and_trained_combiner_end_to_end() {
     // A rerun into the same folder reuses them; a cache made elsewhere is read as it is.
     let rerun = train(&combiner, &[]);
     assert!(rerun.contains("text vectors reused"), "{rerun}");
-    // (with negatives drawn from a pool, positive-aware)
+    // (mining the nearest, drawn from a pool; the runs above mine positive-aware, the default)
     train(
         &tmp.path().join("from-cache"),
         &[
@@ -439,7 +439,7 @@ fn default_model_and_trained_combiner_end_to_end() {
             "--mine-pool".as_ref(),
             "8".as_ref(),
             "--mine-below-target".as_ref(),
-            "0.95".as_ref(),
+            "off".as_ref(),
         ],
     );
     let refused = run_err(
@@ -448,7 +448,10 @@ fn default_model_and_trained_combiner_end_to_end() {
             .arg(&cache)
             .args(["--mine-below-target", "NaN"]),
     );
-    assert!(refused.contains("mine below target"), "{refused}");
+    assert!(
+        refused.contains("--mine-below-target") && refused.contains("positive fraction"),
+        "{refused}"
+    );
 
     let eval_combiner = || {
         let mut command = bin();

@@ -78,13 +78,13 @@ pub struct Args {
     /// Re-mine every this many epochs.
     #[arg(long, default_value_t = 2)]
     pub mine_every: usize,
-    /// Positive-aware mining: mine only items scoring below this fraction of the target's score (e.g.
-    /// 0.95, as NV-Retriever does), so that near-equal answers to a partial caption are not pushed away.
-    /// While the model still ranks a target low these are the items just below it (semi-hard
-    /// negatives), however deep the search must go to find them. Off by default: the nearest
-    /// non-targets are mined.
-    #[arg(long, value_name = "FRACTION")]
-    pub mine_below_target: Option<f32>,
+    /// Positive-aware mining: mine only items scoring below this fraction of the target's score (0.95,
+    /// as NV-Retriever does), so that near-equal answers to a partial caption are not pushed away;
+    /// while the model still ranks a target low these are the items just below it (semi-hard
+    /// negatives), however deep the search must go to find them. `off` mines the nearest non-targets,
+    /// which lost to unmined training on the hard synthetic level (BENCHMARKS.md) where this won.
+    #[arg(long, value_name = "FRACTION|off", default_value = "0.95", value_parser = parse_below_target)]
+    pub mine_below_target: BelowTarget,
     /// Draw the --mined-negatives at random from this many nearest candidates, a fresh draw at every
     /// mining (ANCE draws from the top 200), instead of taking the nearest: fewer near-duplicates of the
     /// target, more different negatives over a run. 0 takes the nearest.
@@ -116,12 +116,28 @@ pub struct Args {
     pub model: Option<PathBuf>,
 }
 
+/// `--mine-below-target`: a fraction, or `off`.
+#[derive(Debug, Clone, Copy)]
+pub struct BelowTarget(Option<f32>);
+
+fn parse_below_target(value: &str) -> Result<BelowTarget, String> {
+    if value.eq_ignore_ascii_case("off") {
+        return Ok(BelowTarget(None));
+    }
+    match value.parse::<f32>() {
+        Ok(ratio) if ratio > 0.0 && ratio.is_finite() => Ok(BelowTarget(Some(ratio))),
+        _ => Err(format!(
+            "expected a positive fraction such as 0.95, or `off`, not {value:?}"
+        )),
+    }
+}
+
 impl Args {
     fn mining(&self) -> Mining {
         Mining {
             negatives: self.mined_negatives,
             every: self.mine_every,
-            below_target: self.mine_below_target,
+            below_target: self.mine_below_target.0,
             pool: self.mine_pool,
         }
     }
