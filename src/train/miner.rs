@@ -43,7 +43,7 @@ impl Default for Mining {
 impl Mining {
     /// Whether an epoch (0-based) mines: on the schedule, or when nothing is mined yet.
     pub(super) fn due(&self, epoch: usize, have_mined: bool) -> bool {
-        self.negatives > 0 && (epoch % self.every == 0 || !have_mined)
+        self.negatives > 0 && (epoch.is_multiple_of(self.every) || !have_mined)
     }
 
     /// Rejects a schedule of 0 and a ratio that is not a positive number.

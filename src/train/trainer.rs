@@ -675,7 +675,7 @@ pub(super) fn check_common_options(
     if !(learning_rate > 0.0 && learning_rate.is_finite()) {
         return invalid("learning rate", learning_rate.to_string());
     }
-    if !(max_grad_norm > 0.0) {
+    if max_grad_norm.is_nan() || max_grad_norm <= 0.0 {
         return invalid("max grad norm", max_grad_norm.to_string());
     }
     Ok(())
