@@ -93,7 +93,9 @@ pub struct MiningQuery<'a> {
 /// With `below_target = Some(r)`, an item is a negative only if its score is below `r` times the
 /// target's (NV-Retriever's positive-aware mining, "TopK-PercPos"): where captions name only some of
 /// the changes, as FashionIQ's do, the items nearest the query are often as good an answer as the target,
-/// and pushing them away teaches the wrong thing.
+/// and pushing them away teaches the wrong thing. While a model still ranks a target low, the eligible
+/// items start far down the list (the semi-hard negatives just below the target), so a query short of
+/// negatives is searched again, deeper, until it has them or its gallery runs out.
 ///
 /// Queries are searched in one exact batch per gallery, restricted to that gallery's ids.
 pub fn mine_hard_negatives(
