@@ -329,7 +329,8 @@ pub fn fine_tune_encoder(
             loss_sum / steps_per_epoch as f64,
             split.triplets.len() as f64 / seconds.max(1e-9),
             report.as_ref(),
-        );
+        )
+        .with_mined(&state.mined);
         crate::progress::println_above(&progress, options.progress, epoch_record.summary_line());
         let improved = state.push_epoch(epoch_record);
         record.best_epoch = state.best_epoch;

@@ -89,6 +89,10 @@ pub struct EpochRecord {
     pub recall_at_10: Option<f64>,
     /// See `recall_at_10`.
     pub recall_at_50: Option<f64>,
+    /// Mean mined negatives per training query in the epoch, when it mined: below the number asked
+    /// for when galleries are too small to hold them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mined_per_query: Option<f64>,
 }
 
 impl EpochRecord {
@@ -110,16 +114,32 @@ impl EpochRecord {
             examples_per_second,
             recall_at_10: report.and_then(|r| recall_at(r, 10)),
             recall_at_50: report.and_then(|r| recall_at(r, 50)),
+            mined_per_query: None,
+        }
+    }
+
+    /// The record with the epoch's mined negatives counted (`mined[i]`: query `i`'s), if any were.
+    pub(super) fn with_mined(self, mined: &[Vec<u64>]) -> EpochRecord {
+        if mined.is_empty() {
+            return self;
+        }
+        let total: usize = mined.iter().map(Vec::len).sum();
+        EpochRecord {
+            mined_per_query: Some(total as f64 / mined.len() as f64),
+            ..self
         }
     }
 
     /// The line printed after the epoch.
     pub(super) fn summary_line(&self) -> String {
         format!(
-            "epoch {}: loss {:.4}, {:.0} triplets/s{}",
+            "epoch {}: loss {:.4}, {:.0} triplets/s{}{}",
             self.epoch,
             self.loss,
             self.examples_per_second,
+            self.mined_per_query
+                .map(|mean| format!(", {mean:.1} mined negatives per query"))
+                .unwrap_or_default(),
             self.score()
                 .map(|s| format!(", val (R@10+R@50)/2 = {:.2}", s * 100.0))
                 .unwrap_or_default()
@@ -280,7 +300,8 @@ pub fn train(
             loss_sum / steps_per_epoch as f64,
             train.examples.len() as f64 / seconds.max(1e-9),
             report.as_ref(),
-        );
+        )
+        .with_mined(&state.mined);
         crate::progress::println_above(&progress, options.progress, record.summary_line());
         if state.push_epoch(record.clone()) {
             model.save(out.join(BEST_DIR))?;

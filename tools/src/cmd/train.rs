@@ -332,15 +332,26 @@ fn fine_tune(args: &Args, towers: TunedTowers) -> anyhow::Result<()> {
 
 /// The per-epoch table both kinds of training print.
 pub(crate) fn print_history(history: &[fiq::train::EpochRecord]) {
-    println!("epoch  loss     examples/s  R@10    R@50");
+    let mined = history
+        .iter()
+        .any(|record| record.mined_per_query.is_some());
+    println!(
+        "epoch  loss     examples/s  R@10    R@50{}",
+        if mined { "  mined/query" } else { "" }
+    );
     // An epoch that was not validated shows "-", not a recall of zero.
     let percent = |recall: Option<f64>| match recall {
         Some(recall) => format!("{:>6.2}", recall * 100.0),
         None => format!("{:>6}", "-"),
     };
     for record in history {
+        let negatives = match (mined, record.mined_per_query) {
+            (true, Some(mean)) => format!("  {mean:>11.1}"),
+            (true, None) => format!("  {:>11}", "-"),
+            (false, _) => String::new(),
+        };
         println!(
-            "{:>5}  {:<7.4}  {:>10.0}  {}  {}",
+            "{:>5}  {:<7.4}  {:>10.0}  {}  {}{negatives}",
             record.epoch,
             record.loss,
             record.examples_per_second,
