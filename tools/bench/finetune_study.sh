@@ -2,7 +2,7 @@
 # The study's pipeline on the hard synthetic level, end to end, for each seed given: synth --difficulty
 # hard -> build (val + train) -> zero-shot eval (text-only, image-only, sum) -> the Combiner (unmined,
 # mined) -> text-tower fine-tuning (unmined, mined; the base index answers it as it is) -> both towers
-# fine-tuned (mined) -> rebuild the index with that model -> eval. Every eval is the val split, the model
+# fine-tuned (unmined unless BOTH_MINED) -> rebuild the index with that model -> eval. Every eval is the val split, the model
 # never saw these seeds. Prints one markdown row per (seed, row) and a mean ± spread table at the end.
 #
 # Usage: tools/bench/finetune_study.sh [FIQ_INDEX_BINARY] [SEEDS...]   (default target/release/fiq-index 11 12 13)
@@ -110,7 +110,9 @@ for seed in "${seeds[@]}"; do
   "$bin" eval --fashioniq "$data" --index "$dir/index-both" --split val --model "$dir/both/best" \
     --exact-only --quiet --json "$dir/both.json" >/dev/null 2>&1
   mapfile -t both < <(averages "$dir/both.json")
-  row "$seed" "both towers fine-tuned (rebuilt index)" ${both[0]}
+  both_row="both towers fine-tuned (rebuilt index)"
+  [[ "$both_mined" == 0 ]] || both_row="both towers fine-tuned, $both_mined mined (rebuilt index)"
+  row "$seed" "$both_row" ${both[0]}
 done
 
 echo
