@@ -110,6 +110,14 @@ pub fn mine_hard_negatives(
         return Ok(mined);
     }
     let wanted = mining.wanted();
+    // Each query's score ceiling, once, however many times a deeper search asks for it.
+    let ceilings: Vec<f32> = queries
+        .iter()
+        .map(|query| match mining.below_target {
+            Some(ratio) => Ok(ratio * target_score(index, query)?),
+            None => Ok(f32::INFINITY),
+        })
+        .collect::<crate::Result<_>>()?;
     for (gallery_index, gallery) in galleries.iter().enumerate() {
         let options = SearchOptions::default().filtered(gallery);
         // One more than wanted, since the target is usually among the nearest. Positive-aware, the
@@ -128,15 +136,11 @@ pub fn mine_hard_negatives(
             let neighbors = index.exact_neighbors(&flat, depth, &options)?;
             let mut short = Vec::new();
             for (&q, list) in pending.iter().zip(neighbors) {
-                let query = &queries[q];
-                let ceiling = match mining.below_target {
-                    Some(ratio) => ratio * target_score(index, query)?,
-                    None => f32::INFINITY,
-                };
+                let (target, ceiling) = (queries[q].target, ceilings[q]);
                 let exhausted = list.len() < depth;
                 let eligible: Vec<u64> = list
                     .into_iter()
-                    .filter(|neighbor| neighbor.id != query.target && neighbor.score < ceiling)
+                    .filter(|neighbor| neighbor.id != target && neighbor.score < ceiling)
                     .map(|neighbor| neighbor.id)
                     .take(wanted)
                     .collect();
